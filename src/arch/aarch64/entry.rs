@@ -1,0 +1,136 @@
+//! Image header and the first instructions of the image.
+//!
+//! aarch64-rt 0.4 provides an entry point too, but it does not fit here:
+//! it has no arm64 Image header (so QEMU would not pass the DTB in x0 for a
+//! raw binary), it cannot drop from EL2 to EL1 (its EL is a build feature),
+//! and it installs its own vector table where we want a decoded report. This
+//! file is therefore our own, kept as short as the job allows.
+//!
+//! What runs here, in order: record the entry EL, drop EL2 -> EL1 when
+//! needed, enable FP/SIMD (the target uses NEON, so before any Rust code),
+//! turn on the MMU with a boot identity map (Rust code makes unaligned
+//! accesses, which fault on the Device memory the MMU-off state implies; and
+//! atomics need normal memory), zero .bss, set the stack and the vectors,
+//! then call `rust_start(dtb, entry_el)`.
+
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+.section .init.head, "ax"
+.global _head
+_head:
+    b       tidepool_entry          // code0
+    .long   0                       // code1
+    .quad   0x80000                 // text_offset
+    .quad   __image_size            // image_size
+    .quad   0x2                     // flags: little endian, 4 KiB pages
+    .quad   0, 0, 0                 // res2..res4
+    .ascii  "ARM\x64"               // magic
+    .long   0                       // res5
+
+.section .init.text, "ax"
+tidepool_entry:
+    mov     x19, x0                 // DTB address (0 when the loader gives none)
+    mrs     x20, CurrentEL
+    lsr     x20, x20, #2
+    and     x20, x20, #3
+    cmp     x20, #2
+    b.eq    2f
+    cmp     x20, #1
+    b.eq    el1_entry
+1:  wfe                             // EL3 or EL0: nothing we can run at
+    b       1b
+
+2:  // EL2 -> EL1. EL1 runs AArch64 without stage 2, timer traps or FP traps.
+    mov     x9, #(1 << 31)          // HCR_EL2.RW
+    msr     hcr_el2, x9
+    mov     x9, #3                  // CNTHCTL_EL2.EL1PCTEN | EL1PCEN
+    msr     cnthctl_el2, x9
+    msr     cntvoff_el2, xzr
+    mov     x9, #0x33ff             // CPTR_EL2: RES1 bits, no traps
+    msr     cptr_el2, x9
+    msr     hstr_el2, xzr
+    mrs     x9, midr_el1
+    msr     vpidr_el2, x9
+    mrs     x9, mpidr_el1
+    msr     vmpidr_el2, x9
+    // With a GICv3 system-register interface, let EL1 use it.
+    mrs     x9, id_aa64pfr0_el1
+    ubfx    x9, x9, #24, #4
+    cbz     x9, 3f
+    mrs     x9, S3_4_C12_C9_5       // ICC_SRE_EL2
+    orr     x9, x9, #0x1            // SRE
+    orr     x9, x9, #0x8            // Enable: EL1 may use it too
+    msr     S3_4_C12_C9_5, x9
+    isb
+3:  ldr     x9, =0x30d00800         // SCTLR_EL1 RES1 bits, MMU and caches off
+    msr     sctlr_el1, x9
+    mov     x9, #0x3c5              // SPSR: EL1h, DAIF masked
+    msr     spsr_el2, x9
+    adr     x9, el1_entry
+    msr     elr_el2, x9
+    isb
+    eret
+
+el1_entry:
+    mov     x9, #(3 << 20)          // CPACR_EL1.FPEN: no FP/SIMD traps
+    msr     cpacr_el1, x9
+    isb
+
+    // Boot identity map: see boot_page_table below.
+    ldr     x9, =0xff04             // MAIR: attr0 Device-nGnRE, attr1 Normal WB
+    msr     mair_el1, x9
+    ldr     x9, =0x803519           // TCR: T0SZ=25, WB WA, inner shareable, 4K, EPD1
+    mrs     x10, id_aa64mmfr0_el1
+    and     x10, x10, #7
+    bfi     x9, x10, #32, #3        // IPS = the CPU's physical address range
+    msr     tcr_el1, x9
+    adrp    x9, boot_page_table
+    msr     ttbr0_el1, x9
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mrs     x9, sctlr_el1
+    ldr     x10, =0x1005            // M | C | I
+    orr     x9, x9, x10
+    bic     x9, x9, #2              // A: Rust makes unaligned accesses
+    msr     sctlr_el1, x9
+    isb
+
+    adrp    x9, __bss_start
+    add     x9, x9, :lo12:__bss_start
+    adrp    x10, __bss_end
+    add     x10, x10, :lo12:__bss_end
+4:  cmp     x9, x10
+    b.hs    5f
+    stp     xzr, xzr, [x9], #16
+    b       4b
+5:  adrp    x9, __stack_end
+    add     x9, x9, :lo12:__stack_end
+    mov     sp, x9
+    adrp    x9, tidepool_vectors
+    add     x9, x9, :lo12:tidepool_vectors
+    msr     vbar_el1, x9
+    isb
+    mov     x0, x19
+    mov     x1, x20
+    bl      rust_start
+6:  wfe
+    b       6b
+.ltorg
+
+// Level 1 table, 1 GiB blocks: the first GiB (device windows on every board
+// we support) as Device-nGnRE and execute-never, the next three as normal
+// memory. The runtime replaces it with an exact map built from the tree.
+.section .rodata.boot_page_table, "a"
+.balign 4096
+boot_page_table:
+    .quad   0x0060000000000401
+    .quad   0x0000000040000705
+    .quad   0x0000000080000705
+    .quad   0x00000000c0000705
+    .fill   508, 8, 0
+"#
+);

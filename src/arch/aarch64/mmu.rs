@@ -1,0 +1,127 @@
+//! The runtime's identity map, built with aarch64-paging from the memory map
+//! that discovery produced. It replaces the boot map the entry code set up.
+//!
+//! Attribute index 0 is Device-nGnRE and index 1 Normal write-back, as the
+//! MAIR programmed at entry says. Everything not mapped here faults.
+
+use aarch64_paging::MapError;
+use aarch64_paging::descriptor::El1Attributes;
+use aarch64_paging::idmap::IdMap;
+use aarch64_paging::paging::{El1And0, MemoryRegion};
+use spin::Mutex;
+
+use crate::devicetree::Range;
+
+const NORMAL: El1Attributes = El1Attributes::VALID
+    .union(El1Attributes::ATTRIBUTE_INDEX_1)
+    .union(El1Attributes::INNER_SHAREABLE)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::NON_GLOBAL);
+const DEVICE: El1Attributes = El1Attributes::VALID
+    .union(El1Attributes::ATTRIBUTE_INDEX_0)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::NON_GLOBAL)
+    .union(El1Attributes::PXN)
+    .union(El1Attributes::UXN);
+
+/// How a range is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Normal memory, read-write, never executable: RAM, pools, shared regions.
+    Data,
+    /// Normal memory, read-only and executable: the image's code.
+    Code,
+    /// Normal memory, read-only: the image's constants.
+    ReadOnly,
+    /// Device memory: MMIO windows.
+    Device,
+}
+
+impl Kind {
+    fn attributes(self) -> El1Attributes {
+        match self {
+            Kind::Data => NORMAL | El1Attributes::PXN | El1Attributes::UXN,
+            Kind::Code => NORMAL | El1Attributes::READ_ONLY | El1Attributes::UXN,
+            Kind::ReadOnly => NORMAL | El1Attributes::READ_ONLY | El1Attributes::PXN | El1Attributes::UXN,
+            Kind::Device => DEVICE,
+        }
+    }
+}
+
+/// The live page table, kept so that regions found later (hostmem) can be added.
+static PAGE_TABLE: Mutex<Option<IdMap<El1And0>>> = Mutex::new(None);
+
+const ASID: usize = 1;
+/// Level 1 root with 4 KiB granules covers 39 bits, matching TCR_EL1.T0SZ = 25.
+const ROOT_LEVEL: usize = 1;
+
+/// Why a mapping could not be made.
+#[derive(Debug)]
+pub enum MmuError {
+    /// The range does not fit the address space of the table.
+    OutOfRange(Range),
+    /// `map` was called before `activate`.
+    NotActive,
+    Map(MapError),
+}
+
+impl From<MapError> for MmuError {
+    fn from(error: MapError) -> Self {
+        MmuError::Map(error)
+    }
+}
+
+impl core::fmt::Display for MmuError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MmuError::OutOfRange(range) => write!(f, "{range:?} is outside the 39-bit address space"),
+            MmuError::NotActive => f.write_str("the runtime page table is not active yet"),
+            MmuError::Map(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Largest address (exclusive) the level-1 root can map.
+const ADDRESS_SPACE_END: u64 = 1 << 39;
+
+fn region(range: Range) -> Result<MemoryRegion, MmuError> {
+    if range.end() > ADDRESS_SPACE_END {
+        return Err(MmuError::OutOfRange(range));
+    }
+    // Both fit in 39 bits, so in usize on aarch64.
+    Ok(MemoryRegion::new(range.base as usize, range.end() as usize))
+}
+
+/// Builds the map from `(range, kind)` pairs (later pairs win where they
+/// overlap) and switches to it.
+///
+/// # Safety
+///
+/// The map must cover everything the program uses from now on (image, stack,
+/// heap, console), with attributes that agree with how it is used.
+pub unsafe fn activate(ranges: &[(Range, Kind)]) -> Result<(), MmuError> {
+    let mut table = IdMap::with_asid(ASID, ROOT_LEVEL, El1And0);
+    for &(range, kind) in ranges {
+        table.map_range(&region(range)?, kind.attributes())?;
+    }
+    // SAFETY: the caller promises the map covers everything in use; the boot
+    // map it replaces is an identity map too, so the switch keeps every
+    // address meaning the same thing.
+    unsafe {
+        table.activate();
+        core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack));
+    }
+    *PAGE_TABLE.lock() = Some(table);
+    Ok(())
+}
+
+/// Adds a mapping to the live table, for ranges that were not mapped before
+/// (a hostmem region, say).
+pub fn map(range: Range, kind: Kind) -> Result<(), MmuError> {
+    let mut guard = PAGE_TABLE.lock();
+    let table = guard.as_mut().ok_or(MmuError::NotActive)?;
+    table.map_range(&region(range)?, kind.attributes())?;
+    // SAFETY: barriers only; new entries become visible to the walker.
+    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+    Ok(())
+}

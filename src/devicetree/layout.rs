@@ -1,0 +1,194 @@
+//! Memory plan: where each pool goes and what RAM is left for the private
+//! heap.
+
+use core::fmt;
+
+use arrayvec::ArrayVec;
+
+use super::error::{DtError, DtErrorKind, NodePath};
+use super::platform::{MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, PAGE_SIZE, Placement, Platform, Pool};
+use super::range::Range;
+
+/// Image, tree, reservations and pools that are taken out of RAM.
+const MAX_TAKEN: usize = 2 + MAX_RESERVED + MAX_POOLS;
+/// Each taken range splits at most one free range in two, so this many
+/// free ranges always suffice.
+pub const MAX_FREE_RANGES: usize = MAX_MEMORY_RANGES + MAX_TAKEN;
+
+const IMAGE: &str = "(image)";
+const DEVICE_TREE: &str = "(device tree)";
+
+/// Result of [`layout`].
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pools: ArrayVec<Result<Range, DtError>, MAX_POOLS>,
+    free: ArrayVec<Range, MAX_FREE_RANGES>,
+}
+
+impl Layout {
+    /// Where each pool is, indexed like [`Platform::pools`]; `Err` for a
+    /// pool that must not be used (nor its devices).
+    pub fn pools(&self) -> &[Result<Range, DtError>] {
+        &self.pools
+    }
+
+    pub fn pool(&self, index: usize) -> Option<&Result<Range, DtError>> {
+        self.pools.get(index)
+    }
+
+    /// RAM left for the private heap: page-aligned, sorted, disjoint, and
+    /// clear of the image, the tree, reserved memory and every pool.
+    pub fn free_ranges(&self) -> &[Range] {
+        &self.free
+    }
+
+    pub fn free_bytes(&self) -> u64 {
+        self.free.iter().map(|range| range.size).fold(0, u64::saturating_add)
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, pool) in self.pools.iter().enumerate() {
+            match pool {
+                Ok(range) => writeln!(f, "pool {index}: {range}")?,
+                Err(error) => writeln!(f, "pool {index}: unusable: {error}")?,
+            }
+        }
+        write!(f, "free:")?;
+        for range in &self.free {
+            write!(f, " {range}")?;
+        }
+        writeln!(f, " ({} KiB)", self.free_bytes() / 1024)
+    }
+}
+
+/// Plans memory. Fixed pools are checked against the image, the tree,
+/// reserved memory and the pools before them; dynamic pools are then
+/// placed at the highest free address that fits (as Linux does), inside
+/// their `alloc-ranges` if any, aligned to their alignment and at least a
+/// page. A pool that conflicts or does not fit gets an error; errors from
+/// discovery carry over. The heap gets the rest of RAM, whole pages only,
+/// without any range a pool declares, usable or not.
+pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
+    let mut taken: ArrayVec<(Range, NodePath), MAX_TAKEN> = ArrayVec::new();
+    let reserved = platform.reserved().iter().map(|reserved| (reserved.range, reserved.node));
+    let fixed = [(image, NodePath::new(IMAGE)), (dtb, NodePath::new(DEVICE_TREE))];
+    for entry in fixed.into_iter().chain(reserved) {
+        // MAX_TAKEN counts the image, the tree and every reservation.
+        let _ = taken.try_push(entry);
+    }
+
+    let mut pools: ArrayVec<Result<Range, DtError>, MAX_POOLS> = ArrayVec::new();
+    for pool in platform.pools() {
+        let result = match &pool.placement {
+            Err(error) => Err(*error),
+            Ok(Placement::Fixed(range)) => claim(&mut taken, pool, *range),
+            // Placed below, once every fixed pool has its place.
+            Ok(Placement::Dynamic { .. }) => Err(DtError::at(pool.node, "size", DtErrorKind::MissingNode)),
+        };
+        let _ = pools.try_push(result);
+    }
+    for (pool, result) in platform.pools().iter().zip(pools.iter_mut()) {
+        if let Ok(placement @ Placement::Dynamic { size, alloc_ranges, .. }) = &pool.placement {
+            let alignment = placement.alignment();
+            *result = match place(platform.memory(), alloc_ranges, *size, alignment, &taken) {
+                Some(range) => claim(&mut taken, pool, range),
+                None => Err(DtError::at(pool.node, "size", DtErrorKind::NoSpace { size: *size, alignment })),
+            };
+        }
+    }
+
+    // An unusable fixed pool is still memory the host considers shared.
+    for pool in platform.pools() {
+        if let Some(declared) = pool.declared
+            && !taken.iter().any(|(range, _)| *range == declared)
+        {
+            let _ = taken.try_push((declared, pool.node));
+        }
+    }
+    Layout { pools, free: free_ranges(platform.memory(), &mut taken) }
+}
+
+/// Takes `range` for `pool` unless something already has part of it.
+fn claim(taken: &mut ArrayVec<(Range, NodePath), MAX_TAKEN>, pool: &Pool, range: Range) -> Result<Range, DtError> {
+    if let Some((other_range, other)) = taken.iter().find(|(other, _)| other.overlaps(&range)) {
+        let kind = DtErrorKind::Overlap { range, other: *other, other_range: *other_range };
+        return Err(DtError::at(pool.node, "reg", kind));
+    }
+    taken
+        .try_push((range, pool.node))
+        .map_err(|_| DtError::at(pool.node, "reg", DtErrorKind::TooManyEntries { limit: MAX_TAKEN as u32 }))?;
+    Ok(range)
+}
+
+/// The highest free, aligned place for `size` bytes in RAM, inside one of
+/// `allowed` (anywhere in RAM if empty).
+fn place(memory: &[Range], allowed: &[Range], size: u64, alignment: u64, taken: &[(Range, NodePath)]) -> Option<Range> {
+    let allowed = if allowed.is_empty() { memory } else { allowed };
+    let mut best: Option<Range> = None;
+    for window in allowed.iter().flat_map(|allowed| memory.iter().filter_map(|ram| allowed.intersection(ram))) {
+        if let Some(candidate) = highest_fit(window, size, alignment, taken)
+            && best.is_none_or(|best| candidate.base > best.base)
+        {
+            best = Some(candidate);
+        }
+    }
+    best
+}
+
+/// Tries the top of `window` and moves below whatever is in the way. Each
+/// step passes one taken range for good, so it ends within `taken.len() + 1`
+/// steps.
+fn highest_fit(window: Range, size: u64, alignment: u64, taken: &[(Range, NodePath)]) -> Option<Range> {
+    let mut top = window.end();
+    loop {
+        let base = align_down(top.checked_sub(size)?, alignment);
+        if base < window.base {
+            return None;
+        }
+        let candidate = Range::checked(base, size).ok()?;
+        let blocker = taken.iter().filter(|(range, _)| range.overlaps(&candidate)).map(|(range, _)| range.base).min();
+        match blocker {
+            None => return Some(candidate),
+            Some(blocker) => top = blocker,
+        }
+    }
+}
+
+/// RAM minus everything taken, in whole pages.
+fn free_ranges(memory: &[Range], taken: &mut [(Range, NodePath)]) -> ArrayVec<Range, MAX_FREE_RANGES> {
+    taken.sort_unstable_by_key(|(range, _)| *range);
+    let mut free = ArrayVec::new();
+    let mut add = |start: u64, end: u64| {
+        let (Some(start), end) = (align_up(start, PAGE_SIZE), align_down(end, PAGE_SIZE)) else {
+            return;
+        };
+        if start < end {
+            // See MAX_FREE_RANGES: there is always room.
+            let _ = free.try_push(Range { base: start, size: end - start });
+        }
+    };
+    for ram in memory {
+        let mut cursor = ram.base;
+        for (range, _) in taken.iter().filter(|(range, _)| range.overlaps(ram)) {
+            if range.base > cursor {
+                add(cursor, range.base);
+            }
+            cursor = cursor.max(range.end());
+        }
+        if cursor < ram.end() {
+            add(cursor, ram.end());
+        }
+    }
+    free
+}
+
+/// `alignment` is a power of two.
+fn align_down(value: u64, alignment: u64) -> u64 {
+    value & !(alignment - 1)
+}
+
+fn align_up(value: u64, alignment: u64) -> Option<u64> {
+    Some(value.checked_add(alignment - 1)? & !(alignment - 1))
+}

@@ -1,0 +1,81 @@
+//! The device tree: validation, discovery of the platform, and the memory
+//! layout derived from it.
+//!
+//! The tree comes from the loader or hypervisor and is **untrusted input**:
+//! every check returns a [`DtError`] naming the node path and property, and
+//! nothing here panics, whatever the bytes. Nothing allocates either
+//! (fixed-capacity collections; too many entries is an error, never a silent
+//! truncation), because the runtime reads the tree before it has a heap.
+//!
+//! Three steps:
+//!
+//! 1. [`normalize`] validates the whole blob in one pass (header fields,
+//!    block bounds and alignment, the memory reservation block, every struct
+//!    token, names terminated inside their blocks, property name offsets,
+//!    balanced nesting up to [`MAX_DEPTH`], exactly one root, properties
+//!    before children, FDT_END) and writes a copy without FDT_NOP tokens.
+//!    [`blob_total_size`] reads only the header, so a loader knows how many
+//!    bytes to copy first.
+//! 2. [`discover`] reads a [`Platform`] from the normalised copy.
+//! 3. [`layout()`] places the DMA pools and computes the free RAM.
+//!
+//! # Why the `fdt` crate only walks a validated copy
+//!
+//! `fdt` 0.1.5 stops walking at FDT_NOP tokens in several places (QEMU leaves
+//! them when booted with `-dtb`, where it rewrote `/memory` and `/psci`), and
+//! it trusts the blob: `unwrap`/`expect`/`assert`/slice indexing on names,
+//! property lengths, name offsets and tokens, plus helpers that `expect`
+//! nodes to exist (`chosen()`, `memory()`, `root()`, `cpus()`) or property
+//! lengths to be right (`cell_sizes()`, so `reg()`), and `bootargs()`/
+//! `stdout()` that index `len - 1` of a possibly empty value. `find_node`
+//! falls back to `/aliases` and resolves the alias with `find_node` again, so
+//! an alias naming itself recurses until the stack overflows, which no
+//! validation of the structure can rule out. Its `FDT_END` constant is 5
+//! (the format says 9), so its iterators end on the token they do not know.
+//!
+//! So the crate is used only on blobs that passed our validation, and only
+//! for what is panic-free on them: `Fdt::new`, `all_nodes().next()` for the
+//! root, `FdtNode::children()`, node names and `properties()` for raw bytes.
+//! The validation guarantees what those paths assume: every token known and
+//! in bounds, names NUL-terminated and printable ASCII (the crate `unwrap`s
+//! their UTF-8), name offsets inside the strings block, properties before
+//! children (the crate's child iteration otherwise stops early), nesting
+//! below its 64-entry parent stack, no NOPs. Paths, phandles, `#address-cells`
+//! and `#size-cells` of the right parent, `reg`, interrupts and strings are
+//! all decoded here from raw bytes. The mutation test
+//! (`tests/devicetree_mutation.rs`) runs every step on mutated real blobs and
+//! counts panics; there are none.
+//!
+//! Two kinds of failure: anything that decides which memory is free, or that
+//! the runtime cannot do without (structure, RAM, reservations, GIC, PSCI,
+//! timer, console, bootargs) fails [`discover`] as a whole; the problems of
+//! one DMA pool or one virtio device are recorded on that entry, so the
+//! runtime can leave it alone and carry on.
+
+// A DtError is about 200 bytes: it names node and property (and for an
+// overlap the other node) in fixed-capacity strings, since errors are built
+// before there is a heap to box them in. Errors are rare and returned once.
+#![allow(clippy::result_large_err)]
+
+mod blob;
+mod error;
+mod layout;
+mod node;
+mod platform;
+mod range;
+
+#[cfg(test)]
+mod tests;
+
+pub use blob::{HEADER_SIZE, MAX_DEPTH, blob_total_size, normalize};
+pub use error::{
+    BoundedStr, DtError, DtErrorKind, NODE_PATH_CAPACITY, NodePath, PROP_NAME_CAPACITY, PropName, ShortValue,
+    VALUE_CAPACITY,
+};
+pub use layout::{Layout, MAX_FREE_RANGES, layout};
+pub use platform::{
+    Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_PHANDLES, MAX_POOLS,
+    MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, PAGE_SIZE, Placement, Platform, Pool,
+    Psci, PsciVersion, Reserved, Timer, Trigger, Uart, VirtioMmio, discover,
+};
+pub use range::Range;

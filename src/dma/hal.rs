@@ -1,0 +1,144 @@
+//! `virtio_drivers::Hal` over a registered pool.
+
+use core::ptr::NonNull;
+
+use virtio_drivers::{BufferDirection, Hal, PhysAddr};
+
+use super::{Direction, with_pool};
+
+/// The Hal of a device bound to pool slot `SLOT`.
+///
+/// virtio-drivers' `dma_alloc` and `share` cannot fail. Running out of pool
+/// is therefore checked before the driver is asked to do anything: callers
+/// check capacity before creating queues and `Pool::reserve` before handing
+/// a buffer over. Reaching an empty pool here anyway is a bug in the caller,
+/// and ends the image with a report rather than handing the device memory
+/// outside the pool.
+pub struct PoolHal<const SLOT: usize>;
+
+impl From<BufferDirection> for Direction {
+    fn from(direction: BufferDirection) -> Self {
+        match direction {
+            BufferDirection::DriverToDevice => Direction::DriverToDevice,
+            BufferDirection::DeviceToDriver => Direction::DeviceToDriver,
+            BufferDirection::Both => Direction::Both,
+        }
+    }
+}
+
+fn fatal(slot: usize, what: &str, error: &dyn core::fmt::Display) -> ! {
+    crate::console::emergency_print(format_args!(
+        "tidepool: DMA pool {slot}: {what} failed: {error} (capacity must be checked before the driver call)\n"
+    ));
+    crate::exit::exit(crate::exit::FAILURE)
+}
+
+// SAFETY: every address returned is a page-aligned allocation from the
+// pool, which is identity-mapped normal memory reserved for DMA and used by
+// nothing else; allocations do not alias (the pool tracks them) and are
+// zeroed; `share` returns a private bounce copy that lives until `unshare`.
+unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
+    fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        let address = match with_pool(SLOT, |pool| pool.alloc_pages(pages)) {
+            Ok(Ok(address)) => address,
+            Ok(Err(error)) => fatal(SLOT, "dma_alloc", &error),
+            Err(error) => fatal(SLOT, "dma_alloc", &error),
+        };
+        match NonNull::new(address as *mut u8) {
+            Some(pointer) => (address, pointer),
+            None => fatal(SLOT, "dma_alloc", &"the pool handed out address 0"),
+        }
+    }
+
+    unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
+        match with_pool(SLOT, |pool| pool.free_pages_at(paddr, pages)) {
+            Ok(Ok(())) => 0,
+            Ok(Err(error)) => {
+                log::error!("DMA pool {SLOT}: dma_dealloc: {error}");
+                -1
+            }
+            Err(error) => {
+                log::error!("dma_dealloc: {error}");
+                -1
+            }
+        }
+    }
+
+    unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        // Only the PCI transport calls this; our MMIO transport never does.
+        NonNull::new(paddr as *mut u8).unwrap_or(NonNull::dangling())
+    }
+
+    unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
+        // SAFETY: virtio-drivers promises the buffer is valid and unaliased
+        // for the call.
+        match with_pool(SLOT, |pool| unsafe { pool.bounce_in(buffer, direction.into()) }) {
+            Ok(Ok(address)) => address,
+            Ok(Err(error)) => fatal(SLOT, "share", &error),
+            Err(error) => fatal(SLOT, "share", &error),
+        }
+    }
+
+    unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
+        // SAFETY: as for share; `paddr` is what share returned for it.
+        match with_pool(SLOT, |pool| unsafe { pool.bounce_out(paddr, buffer, direction.into()) }) {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => fatal(SLOT, "unshare", &error),
+            Err(error) => fatal(SLOT, "unshare", &error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pool::tests::host_pool_memory;
+    use super::super::register;
+    use super::*;
+
+    // Each test uses its own slot: the registry is global.
+
+    #[test]
+    fn dma_alloc_comes_from_the_pool_zeroed() {
+        let memory = host_pool_memory(8);
+        register(5, memory).unwrap();
+        let (paddr, vaddr) = PoolHal::<5>::dma_alloc(2, BufferDirection::Both);
+        assert!(memory.contains_range(&crate::devicetree::Range::new(paddr, 8192).unwrap()));
+        assert_eq!(paddr % 4096, 0);
+        // SAFETY: two pages just allocated.
+        let bytes = unsafe { core::slice::from_raw_parts(vaddr.as_ptr(), 8192) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert_eq!(unsafe { PoolHal::<5>::dma_dealloc(paddr, vaddr, 2) }, 0);
+        assert_eq!(unsafe { PoolHal::<5>::dma_dealloc(paddr, vaddr, 2) }, -1, "double free must be refused");
+    }
+
+    #[test]
+    fn share_bounces_and_unshare_copies_back() {
+        let memory = host_pool_memory(4);
+        register(6, memory).unwrap();
+        let mut request = *b"read sector 7";
+        let paddr = unsafe { PoolHal::<6>::share(NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
+        assert_ne!(paddr, request.as_ptr() as u64, "the device must get a copy");
+        assert!(memory.contains_range(&crate::devicetree::Range::new(paddr, 13).unwrap()));
+        let mut response = [0u8; 8];
+        let out = unsafe { PoolHal::<6>::share(NonNull::from(&mut response[..]), BufferDirection::DeviceToDriver) };
+        // SAFETY: the bounce buffer of `response`, written as a device would.
+        unsafe { core::ptr::copy_nonoverlapping(b"answer!!".as_ptr(), out as *mut u8, 8) };
+        unsafe { PoolHal::<6>::unshare(out, NonNull::from(&mut response[..]), BufferDirection::DeviceToDriver) };
+        unsafe { PoolHal::<6>::unshare(paddr, NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
+        assert_eq!(&response, b"answer!!");
+        let stats = super::super::with_pool(6, |pool| pool.stats()).unwrap();
+        assert_eq!((stats.bounces, stats.bytes_bounced, stats.bytes_in_use), (2, 13 + 8, 0));
+    }
+
+    #[test]
+    fn slots_are_checked() {
+        assert_eq!(register(99, host_pool_memory(1)), Err(super::super::SlotError::NoSuchSlot(99)));
+        register(7, host_pool_memory(1)).unwrap();
+        assert_eq!(register(7, host_pool_memory(1)), Err(super::super::SlotError::Occupied(7)));
+        let slot: usize = 3;
+        let result: Result<usize, _> = crate::with_pool_hal!(slot, |H| core::mem::size_of::<H>());
+        assert_eq!(result, Ok(0));
+        let bad: Result<usize, _> = crate::with_pool_hal!(42usize, |H| core::mem::size_of::<H>());
+        assert_eq!(bad, Err(super::super::SlotError::NoSuchSlot(42)));
+    }
+}

@@ -1,0 +1,66 @@
+//! Ending the image with a status that the host can see.
+//!
+//! The runtime always prints `tidepool: exit status N` as its last line, so
+//! a launcher can read the status from the console. With semihosting enabled
+//! (`tidepool.exit=semihosting` on the command line) QEMU's own exit code is
+//! the status too; otherwise the image powers off through PSCI SYSTEM_OFF.
+
+use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use crate::devicetree::Conduit;
+
+pub const SUCCESS: u32 = 0;
+/// A test case failed, or the image's main returned an error.
+pub const FAILURE: u32 = 1;
+/// The image panicked.
+pub const FAILURE_PANIC: u32 = 101;
+/// The image took an exception it could not handle.
+pub const FAILURE_EXCEPTION: u32 = 102;
+/// The boot itself failed (invalid device tree, no memory, ...).
+pub const FAILURE_BOOT: u32 = 103;
+
+/// The exit line's prefix, parsed by the launcher.
+pub const EXIT_LINE_PREFIX: &str = "tidepool: exit status ";
+
+const METHOD_PSCI: u8 = 0;
+const METHOD_SEMIHOSTING: u8 = 1;
+
+static METHOD: AtomicU8 = AtomicU8::new(METHOD_PSCI);
+static CONDUIT: AtomicU32 = AtomicU32::new(0);
+
+/// How the image ends, from the command line and the `/psci` conduit.
+pub fn configure(bootargs: &str, conduit: Option<Conduit>) {
+    let semihosting = bootargs.split_ascii_whitespace().any(|arg| arg == "tidepool.exit=semihosting");
+    METHOD.store(if semihosting { METHOD_SEMIHOSTING } else { METHOD_PSCI }, Ordering::Relaxed);
+    let conduit = match conduit {
+        None => 0,
+        Some(Conduit::Hvc) => 1,
+        Some(Conduit::Smc) => 2,
+    };
+    CONDUIT.store(conduit, Ordering::Relaxed);
+}
+
+/// Prints the exit line and ends the image. Never returns.
+pub fn exit(status: u32) -> ! {
+    crate::console::emergency_print(format_args!("{EXIT_LINE_PREFIX}{status}\n"));
+    #[cfg(target_arch = "aarch64")]
+    {
+        if METHOD.load(Ordering::Relaxed) == METHOD_SEMIHOSTING {
+            crate::arch::aarch64::semihosting::exit(status);
+        }
+        let conduit = match CONDUIT.load(Ordering::Relaxed) {
+            1 => Some(Conduit::Hvc),
+            2 => Some(Conduit::Smc),
+            _ => None,
+        };
+        if let Some(conduit) = conduit {
+            let error = crate::arch::aarch64::psci::system_off(conduit);
+            crate::console::emergency_print(format_args!("tidepool: PSCI SYSTEM_OFF failed: {error:?}\n"));
+        }
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    panic!("exit({status}) is only meaningful on the target");
+}

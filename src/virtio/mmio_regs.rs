@@ -1,0 +1,310 @@
+//! Register access for the virtio-mmio transport: the [`Registers`] trait,
+//! the register offsets, and [`MmioRegisters`], the implementation over a
+//! real register window.
+
+use core::ptr::NonNull;
+
+/// Size of one virtio-mmio register window: 0x100 bytes of registers
+/// followed by at most 0x100 bytes of device-specific config space (QEMU's
+/// `virt` slots are 0x200 apart).
+pub const WINDOW_SIZE: usize = 0x200;
+
+/// Register offsets inside the window (virtio 1.2 §4.2.2, version 2 only).
+pub mod reg {
+    pub const MAGIC_VALUE: usize = 0x000;
+    pub const VERSION: usize = 0x004;
+    pub const DEVICE_ID: usize = 0x008;
+    pub const VENDOR_ID: usize = 0x00c;
+    pub const DEVICE_FEATURES: usize = 0x010;
+    pub const DEVICE_FEATURES_SEL: usize = 0x014;
+    pub const DRIVER_FEATURES: usize = 0x020;
+    pub const DRIVER_FEATURES_SEL: usize = 0x024;
+    pub const QUEUE_SEL: usize = 0x030;
+    pub const QUEUE_NUM_MAX: usize = 0x034;
+    pub const QUEUE_NUM: usize = 0x038;
+    pub const QUEUE_READY: usize = 0x044;
+    pub const QUEUE_NOTIFY: usize = 0x050;
+    pub const INTERRUPT_STATUS: usize = 0x060;
+    pub const INTERRUPT_ACK: usize = 0x064;
+    pub const STATUS: usize = 0x070;
+    pub const QUEUE_DESC_LOW: usize = 0x080;
+    pub const QUEUE_DESC_HIGH: usize = 0x084;
+    pub const QUEUE_DRIVER_LOW: usize = 0x090;
+    pub const QUEUE_DRIVER_HIGH: usize = 0x094;
+    pub const QUEUE_DEVICE_LOW: usize = 0x0a0;
+    pub const QUEUE_DEVICE_HIGH: usize = 0x0a4;
+    pub const SHM_SEL: usize = 0x0ac;
+    pub const SHM_LEN_LOW: usize = 0x0b0;
+    pub const SHM_LEN_HIGH: usize = 0x0b4;
+    pub const SHM_BASE_LOW: usize = 0x0b8;
+    pub const SHM_BASE_HIGH: usize = 0x0bc;
+    pub const CONFIG_GENERATION: usize = 0x0fc;
+    /// Start of the device-specific config space.
+    pub const CONFIG: usize = 0x100;
+}
+
+/// Access to one virtio-mmio register window.
+///
+/// The transport only ever passes offsets below [`WINDOW_SIZE`] that are
+/// naturally aligned for the access width, uses 32-bit accesses below
+/// [`reg::CONFIG`] and 8/16/32-bit accesses in the config space (virtio 1.2
+/// §4.2.2.2). Implementations must nevertheless stay sound for any offset;
+/// [`MmioRegisters`] ignores accesses outside those rules.
+///
+/// Reads take `&self` because `virtio_drivers::transport::Transport` reads
+/// the status and config space through `&self`.
+pub trait Registers {
+    /// Reads the 32-bit register at `offset`.
+    fn read32(&self, offset: usize) -> u32;
+    /// Writes the 32-bit register at `offset`.
+    fn write32(&mut self, offset: usize, value: u32);
+    /// Reads 16 bits at `offset` (config space only).
+    fn read16(&self, offset: usize) -> u16;
+    /// Writes 16 bits at `offset` (config space only).
+    fn write16(&mut self, offset: usize, value: u16);
+    /// Reads the byte at `offset` (config space only).
+    fn read8(&self, offset: usize) -> u8;
+    /// Writes the byte at `offset` (config space only).
+    fn write8(&mut self, offset: usize, value: u8);
+}
+
+/// A real virtio-mmio register window, accessed with single loads and stores.
+///
+/// On aarch64 every access is one `ldr`/`str` (or `h`/`b` variant) with a
+/// plain base register, written in `asm!`: a hypervisor emulates an MMIO
+/// access from the syndrome of the data abort, which is only valid (ISV=1)
+/// for such simple instructions, while `read_volatile` leaves the choice of
+/// instruction (e.g. post-indexed or pair forms) to the compiler. Like
+/// Linux's `readl`/`writel`, a store is preceded by `dmb oshst` so ring
+/// updates are visible to the device before a notify, and a load is followed
+/// by `dmb oshld` so ring reads are not hoisted above an interrupt-status
+/// read.
+#[derive(Debug)]
+pub struct MmioRegisters {
+    base: NonNull<u8>,
+}
+
+// SAFETY: an `MmioRegisters` is the only user of its window (constructor
+// contract), and MMIO accesses are valid from any CPU, so moving it to
+// another thread is fine. It is not `Sync`: `&self` reads from two CPUs at
+// once could interleave a select-then-read sequence of another user.
+unsafe impl Send for MmioRegisters {}
+
+impl MmioRegisters {
+    /// Wraps the register window at `base`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must point at a mapped virtio-mmio register window of
+    /// [`WINDOW_SIZE`] (0x200) bytes, aligned to 4 bytes and mapped as device
+    /// memory, that nothing else accesses for as long as the returned value
+    /// (or anything built from it) is alive.
+    pub unsafe fn new(base: NonNull<u8>) -> Self {
+        Self { base }
+    }
+
+    /// The base address of the window.
+    pub fn base(&self) -> NonNull<u8> {
+        self.base
+    }
+
+    /// The address of `offset`, if an access of `width` bytes there stays in
+    /// the window and is naturally aligned; `None` otherwise.
+    fn address(&self, offset: usize, width: usize) -> Option<*mut u8> {
+        let end = offset.checked_add(width)?;
+        let address = (self.base.as_ptr() as usize).checked_add(offset)?;
+        if end > WINDOW_SIZE || !address.is_multiple_of(width) {
+            return None;
+        }
+        // `wrapping_add` keeps provenance; the bounds were checked above.
+        Some(self.base.as_ptr().wrapping_add(offset))
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod access {
+    //! Single-instruction accesses (see [`super::MmioRegisters`]).
+    //!
+    //! Every function requires `ptr` to be valid for a device access of its
+    //! width and naturally aligned.
+
+    use core::arch::asm;
+
+    pub unsafe fn read32(ptr: *mut u8) -> u32 {
+        let value: u32;
+        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
+        unsafe { asm!("ldr {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
+        value
+    }
+
+    pub unsafe fn read16(ptr: *mut u8) -> u16 {
+        let value: u32;
+        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
+        unsafe { asm!("ldrh {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
+        // `ldrh` zero-extends, so the upper half is zero.
+        value as u16
+    }
+
+    pub unsafe fn read8(ptr: *mut u8) -> u8 {
+        let value: u32;
+        // SAFETY: the caller guarantees `ptr` is a valid MMIO address.
+        unsafe { asm!("ldrb {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
+        // `ldrb` zero-extends, so the upper bits are zero.
+        value as u8
+    }
+
+    pub unsafe fn write32(ptr: *mut u8, value: u32) {
+        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
+        unsafe { asm!("dmb oshst", "str {v:w}, [{p}]", v = in(reg) value, p = in(reg) ptr, options(nostack)) };
+    }
+
+    pub unsafe fn write16(ptr: *mut u8, value: u16) {
+        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
+        unsafe {
+            asm!("dmb oshst", "strh {v:w}, [{p}]", v = in(reg) u32::from(value), p = in(reg) ptr, options(nostack))
+        };
+    }
+
+    pub unsafe fn write8(ptr: *mut u8, value: u8) {
+        // SAFETY: the caller guarantees `ptr` is a valid MMIO address.
+        unsafe {
+            asm!("dmb oshst", "strb {v:w}, [{p}]", v = in(reg) u32::from(value), p = in(reg) ptr, options(nostack))
+        };
+    }
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+mod access {
+    //! Volatile accesses for other architectures (host builds; there is no
+    //! virtio-mmio window to talk to there, but the type must compile).
+    //!
+    //! Every function requires `ptr` to be valid for an access of its width
+    //! and naturally aligned.
+
+    use core::ptr::{read_volatile, write_volatile};
+    use core::sync::atomic::{Ordering, fence};
+
+    pub unsafe fn read32(ptr: *mut u8) -> u32 {
+        // SAFETY: the caller guarantees `ptr` is valid and aligned.
+        let value = unsafe { read_volatile(ptr.cast::<u32>()) };
+        fence(Ordering::Acquire);
+        value
+    }
+
+    pub unsafe fn read16(ptr: *mut u8) -> u16 {
+        // SAFETY: the caller guarantees `ptr` is valid and aligned.
+        let value = unsafe { read_volatile(ptr.cast::<u16>()) };
+        fence(Ordering::Acquire);
+        value
+    }
+
+    pub unsafe fn read8(ptr: *mut u8) -> u8 {
+        // SAFETY: the caller guarantees `ptr` is valid.
+        let value = unsafe { read_volatile(ptr) };
+        fence(Ordering::Acquire);
+        value
+    }
+
+    pub unsafe fn write32(ptr: *mut u8, value: u32) {
+        fence(Ordering::Release);
+        // SAFETY: the caller guarantees `ptr` is valid and aligned.
+        unsafe { write_volatile(ptr.cast::<u32>(), value) }
+    }
+
+    pub unsafe fn write16(ptr: *mut u8, value: u16) {
+        fence(Ordering::Release);
+        // SAFETY: the caller guarantees `ptr` is valid and aligned.
+        unsafe { write_volatile(ptr.cast::<u16>(), value) }
+    }
+
+    pub unsafe fn write8(ptr: *mut u8, value: u8) {
+        fence(Ordering::Release);
+        // SAFETY: the caller guarantees `ptr` is valid.
+        unsafe { write_volatile(ptr, value) }
+    }
+}
+
+/// Accesses outside the window or misaligned ones read as 0 and are not
+/// written: the transport never issues them, and refusing them keeps this
+/// safe API sound.
+impl Registers for MmioRegisters {
+    fn read32(&self, offset: usize) -> u32 {
+        match self.address(offset, 4) {
+            // SAFETY: `address` checked that the access is inside the window
+            // and aligned; the constructor's contract makes the window valid.
+            Some(ptr) => unsafe { access::read32(ptr) },
+            None => 0,
+        }
+    }
+
+    fn write32(&mut self, offset: usize, value: u32) {
+        if let Some(ptr) = self.address(offset, 4) {
+            // SAFETY: as in `read32`.
+            unsafe { access::write32(ptr, value) }
+        }
+    }
+
+    fn read16(&self, offset: usize) -> u16 {
+        match self.address(offset, 2) {
+            // SAFETY: as in `read32`.
+            Some(ptr) => unsafe { access::read16(ptr) },
+            None => 0,
+        }
+    }
+
+    fn write16(&mut self, offset: usize, value: u16) {
+        if let Some(ptr) = self.address(offset, 2) {
+            // SAFETY: as in `read32`.
+            unsafe { access::write16(ptr, value) }
+        }
+    }
+
+    fn read8(&self, offset: usize) -> u8 {
+        match self.address(offset, 1) {
+            // SAFETY: as in `read32`.
+            Some(ptr) => unsafe { access::read8(ptr) },
+            None => 0,
+        }
+    }
+
+    fn write8(&mut self, offset: usize, value: u8) {
+        if let Some(ptr) = self.address(offset, 1) {
+            // SAFETY: as in `read32`.
+            unsafe { access::write8(ptr, value) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On the host, `MmioRegisters` over ordinary memory behaves like a
+    /// plain register file and refuses out-of-window or misaligned accesses.
+    #[test]
+    fn mmio_registers_bounds_and_alignment() {
+        let mut memory = [0u32; WINDOW_SIZE / 4];
+        {
+            let base = NonNull::new(memory.as_mut_ptr().cast::<u8>()).unwrap();
+            // SAFETY: `memory` is a 4-aligned, 0x200-byte buffer, only
+            // accessed through `regs` until the end of this block.
+            let mut regs = unsafe { MmioRegisters::new(base) };
+            regs.write32(reg::QUEUE_SEL, 0x1234_5678);
+            assert_eq!(regs.read32(reg::QUEUE_SEL), 0x1234_5678);
+            regs.write16(reg::CONFIG + 2, 0xbeef);
+            regs.write8(reg::CONFIG + 1, 0x42);
+            assert_eq!(regs.read32(reg::CONFIG), 0xbeef_4200);
+            assert_eq!(regs.read8(reg::CONFIG + 3), 0xbe);
+            // Outside the window or misaligned: ignored, reads 0.
+            regs.write32(WINDOW_SIZE, 1);
+            regs.write32(WINDOW_SIZE - 2, 1);
+            regs.write32(usize::MAX - 1, 1);
+            regs.write16(reg::CONFIG + 1, 0xffff);
+            assert_eq!(regs.read32(WINDOW_SIZE), 0);
+            assert_eq!(regs.read32(reg::QUEUE_SEL + 1), 0);
+            assert_eq!(regs.read16(usize::MAX), 0);
+            assert_eq!(regs.read32(reg::CONFIG), 0xbeef_4200);
+        }
+        assert_eq!(memory[reg::QUEUE_SEL / 4], 0x1234_5678);
+    }
+}

@@ -1,0 +1,10 @@
+//! Virtio devices over virtio-mmio version 2.
+//!
+//! [`mmio::MmioV2Transport`] implements virtio-drivers' `Transport` for any
+//! device id, with shared memory regions, bounded config retries and
+//! ACCESS_PLATFORM negotiation for devices bound to a restricted DMA pool;
+//! virtio-drivers' `VirtQueue`, `Hal` and stock drivers run on top of it.
+
+pub mod mmio;
+mod mmio_fake;
+mod mmio_regs;

@@ -1,0 +1,64 @@
+//! QEMU integration tests of the boot foundation: the hello image on every
+//! GIC version and entry EL, the test harness's verdict, and the exception
+//! report.
+
+mod common;
+
+use xtask::board::Variant;
+
+fn hello_boots(gic_version: u8, el2: bool) {
+    let outcome = common::boot("hello", Variant { gic_version, el2 }, &[], &[]);
+    assert!(!outcome.timed_out, "the guest did not finish");
+    assert!(outcome.has_line("hello from tidepool"));
+    let entered = format!("entered at EL{}, running at EL1", if el2 { 2 } else { 1 });
+    assert!(outcome.console.contains(&entered), "missing `{entered}`");
+    assert!(outcome.console.contains(&format!("gic: v{gic_version} distributor 0x8000000")), "GIC not reported");
+    // QEMU's firmware conduit: HVC at EL1, SMC when EL2 is the guest's.
+    let conduit = if el2 { "psci: smc" } else { "psci: hvc" };
+    assert!(outcome.console.contains(conduit), "missing `{conduit}`");
+    assert!(outcome.console.contains("pool 3 /reserved-memory/restricted-dma@48000000: fixed 0x48000000..0x48400000"));
+    assert_eq!(outcome.exit_line_status, Some(0));
+    assert_eq!(outcome.qemu_status, Some(0), "semihosting exit code");
+}
+
+#[test]
+fn hello_boots_at_el1_on_gicv2() {
+    hello_boots(2, false);
+}
+
+#[test]
+fn hello_boots_at_el1_on_gicv3() {
+    hello_boots(3, false);
+}
+
+#[test]
+fn hello_boots_at_el2_on_gicv2() {
+    hello_boots(2, true);
+}
+
+#[test]
+fn hello_boots_at_el2_on_gicv3() {
+    hello_boots(3, true);
+}
+
+#[test]
+fn failing_test_case_fails_the_image() {
+    let outcome = common::boot("harness_selftest", Variant::default(), &[], &[]);
+    assert!(outcome.has_line("test runs_at_el1 ... ok"));
+    assert!(outcome.has_line("test heap_allocates ... ok"));
+    assert!(outcome.console.contains("test fails_on_purpose ... FAILED: 1 + 1 is not 3"));
+    assert!(outcome.has_line("2 passed, 1 failed"));
+    assert_eq!(outcome.exit_line_status, Some(1));
+    assert_eq!(outcome.qemu_status, Some(1));
+}
+
+#[test]
+fn data_abort_prints_a_report_and_fails() {
+    let outcome = common::boot("data_abort", Variant::default(), &[], &[]);
+    assert!(outcome.console.contains("unhandled exception: Synchronous from current EL, SPx"));
+    assert!(outcome.console.contains("data abort, translation fault, read"));
+    assert!(outcome.console.contains("FAR  0x0000000000001000"));
+    assert!(!outcome.console.contains("the access did not fault"));
+    assert_eq!(outcome.exit_line_status, Some(102));
+    assert_ne!(outcome.qemu_status, Some(0));
+}

@@ -1,0 +1,63 @@
+//! Booting images under QEMU from host tests, through the xtask library.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use xtask::board::{Board, Variant};
+use xtask::image::ImageBuild;
+use xtask::qemu::Launch;
+use xtask::run::Outcome;
+use xtask::setup::Qemu;
+
+pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn qemu() -> Qemu {
+    static QEMU: OnceLock<Qemu> = OnceLock::new();
+    QEMU.get_or_init(|| xtask::setup::require_qemu().unwrap_or_else(|error| panic!("{error}"))).clone()
+}
+
+/// Builds each image variant once per test binary (builds are serialised;
+/// cargo would serialise them anyway).
+pub fn image(spec: ImageBuild) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(&spec.output()) {
+        return path.clone();
+    }
+    let path = xtask::image::build(&spec).unwrap_or_else(|error| panic!("building {}: {error}", spec.name));
+    built.insert(spec.output(), path.clone());
+    path
+}
+
+fn tree(variant: Variant) -> PathBuf {
+    static TREES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut trees = TREES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let board = Board::find("qemu-virt").expect("qemu-virt is a known board");
+    trees
+        .entry(variant.label())
+        .or_insert_with(|| xtask::dtb::board_tree(&qemu(), board, variant).unwrap_or_else(|error| panic!("{error}")))
+        .clone()
+}
+
+/// Boots `name` on qemu-virt and returns what happened; the console is
+/// printed so a failing test shows it.
+pub fn boot(name: &str, variant: Variant, bootargs: &[&str], extra_args: &[&str]) -> Outcome {
+    boot_spec(ImageBuild::new(name), variant, bootargs, extra_args)
+}
+
+pub fn boot_spec(spec: ImageBuild, variant: Variant, bootargs: &[&str], extra_args: &[&str]) -> Outcome {
+    let launch = Launch {
+        qemu: qemu(),
+        board: Board::find("qemu-virt").expect("qemu-virt is a known board"),
+        variant,
+        image: image(spec),
+        dtb: tree(variant),
+        bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
+        extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+    };
+    let outcome = xtask::run::run(&launch, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
+    println!("--- console of {} ({}) ---\n{}--- end ---", launch.image.display(), variant.label(), outcome.console);
+    outcome
+}

@@ -1,0 +1,89 @@
+//! Boards the launcher knows: QEMU settings and the overlay that adds the
+//! restricted DMA pool. Each board's files live in boards/<name>/.
+
+use std::path::PathBuf;
+
+use crate::{Result, bail, paths};
+
+/// The interrupt controller and exception level to boot with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub gic_version: u8,
+    /// Start at EL2 (QEMU `virtualization=on`); the image drops to EL1.
+    pub el2: bool,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Variant { gic_version: 3, el2: false }
+    }
+}
+
+impl Variant {
+    pub fn label(&self) -> String {
+        format!("gicv{}-el{}", self.gic_version, if self.el2 { 2 } else { 1 })
+    }
+}
+
+/// A board the launcher can start.
+#[derive(Clone, Debug)]
+pub struct Board {
+    pub name: &'static str,
+    /// Private RAM, without an fd: a vhost-user backend never sees it.
+    pub private_ram_mib: u64,
+    /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
+    pub pool_ram_mib: u64,
+}
+
+pub const BOARDS: &[Board] = &[Board { name: "qemu-virt", private_ram_mib: 128, pool_ram_mib: 16 }];
+
+impl Board {
+    pub fn find(name: &str) -> Result<&'static Board> {
+        match BOARDS.iter().find(|board| board.name == name) {
+            Some(board) => Ok(board),
+            None => {
+                let known: Vec<_> = BOARDS.iter().map(|board| board.name).collect();
+                bail!("unknown board `{name}` (known: {})", known.join(", "))
+            }
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        paths::workspace().join("boards").join(self.name)
+    }
+
+    /// The machine arguments shared by dumping the tree and booting with it:
+    /// the NUMA split puts the pool in its own shared memfd.
+    pub fn machine_args(&self, variant: Variant) -> Vec<String> {
+        let mut machine = format!("virt,gic-version={}", variant.gic_version);
+        if variant.el2 {
+            machine.push_str(",virtualization=on");
+        }
+        let total = self.private_ram_mib + self.pool_ram_mib;
+        [
+            "-M",
+            &machine,
+            "-cpu",
+            "cortex-a57",
+            "-m",
+            &format!("{total}M"),
+            "-object",
+            &format!("memory-backend-ram,id=private,size={}M", self.private_ram_mib),
+            "-object",
+            &format!("memory-backend-memfd,id=pool,size={}M,share=on", self.pool_ram_mib),
+            "-numa",
+            "node,nodeid=0,memdev=private",
+            "-numa",
+            "node,nodeid=1,memdev=pool",
+            "-global",
+            "virtio-mmio.force-legacy=false",
+            // The default NIC is a PCI device that needs an option ROM the
+            // +ds build does not ship; our images have no use for it.
+            "-nic",
+            "none",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect()
+    }
+}

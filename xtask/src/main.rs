@@ -1,0 +1,147 @@
+//! `cargo xtask`: build, launch, test. Run `cargo xtask help`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use xtask::board::{Board, Variant};
+use xtask::image::ImageBuild;
+use xtask::qemu::Launch;
+use xtask::{Error, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <command> [options]
+
+Commands:
+  setup                 install host packages; find or build a QEMU that can
+                        create the generic vhost-user device (cached)
+  build [IMAGE]         build examples/IMAGE.rs as a raw arm64 Image
+  dtb [BOARD]           dump QEMU's tree for BOARD and apply the board overlay
+  run [IMAGE]           build IMAGE and boot it under QEMU; exits with the
+                        guest's status
+  test                  run every test: host unit tests, the device-tree
+                        mutation test and the QEMU integration tests
+
+Options:
+  --board NAME          board (default qemu-virt)
+  --gic 2|3             GIC version (default 3)
+  --el2                 start the image at EL2 (QEMU virtualization=on)
+  --debug               build without optimisations
+  --timeout SECONDS     stop the guest after this long (default 60)
+  --bootargs WORDS      extra kernel command line words (e.g. tidepool.log=debug)
+
+IMAGE defaults to hello.";
+
+#[derive(Debug)]
+struct Options {
+    command: String,
+    target: Option<String>,
+    board: String,
+    variant: Variant,
+    release: bool,
+    timeout: Duration,
+    bootargs: Vec<String>,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
+    let command = args.next().unwrap_or_else(|| "help".into());
+    let mut options = Options {
+        command,
+        target: None,
+        board: "qemu-virt".into(),
+        variant: Variant::default(),
+        release: true,
+        timeout: Duration::from_secs(60),
+        bootargs: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| Error(format!("{name} needs a value")));
+        match arg.as_str() {
+            "--board" => options.board = value("--board")?,
+            "--gic" => {
+                options.variant.gic_version = match value("--gic")?.as_str() {
+                    "2" => 2,
+                    "3" => 3,
+                    other => bail!("--gic takes 2 or 3, not `{other}`"),
+                }
+            }
+            "--el2" => options.variant.el2 = true,
+            "--debug" => options.release = false,
+            "--timeout" => {
+                let text = value("--timeout")?;
+                let seconds: u64 = text.parse().map_err(|_| Error(format!("--timeout takes seconds, not `{text}`")))?;
+                options.timeout = Duration::from_secs(seconds);
+            }
+            "--bootargs" => options.bootargs.extend(value("--bootargs")?.split_whitespace().map(String::from)),
+            "-h" | "--help" => options.command = "help".into(),
+            flag if flag.starts_with('-') => bail!("unknown option `{flag}` (see `cargo xtask help`)"),
+            _ if options.target.is_none() => options.target = Some(arg),
+            _ => bail!("unexpected argument `{arg}` (see `cargo xtask help`)"),
+        }
+    }
+    Ok(options)
+}
+
+fn image_build(options: &Options) -> ImageBuild {
+    let mut spec = ImageBuild::new(options.target.as_deref().unwrap_or("hello"));
+    spec.board = options.board.clone();
+    spec.release = options.release;
+    spec
+}
+
+fn real_main() -> Result<ExitCode> {
+    let options = parse(std::env::args().skip(1))?;
+    match options.command.as_str() {
+        "help" => println!("{HELP}"),
+        "setup" => {
+            xtask::setup::setup()?;
+        }
+        "build" => {
+            Board::find(&options.board)?;
+            let path = xtask::image::build(&image_build(&options))?;
+            println!("{}", path.display());
+        }
+        "dtb" => {
+            let board = Board::find(options.target.as_deref().unwrap_or(&options.board))?;
+            let qemu = xtask::setup::require_qemu()?;
+            let tree = xtask::dtb::board_tree(&qemu, board, options.variant)?;
+            println!("{}", tree.display());
+        }
+        "run" => {
+            let board = Board::find(&options.board)?;
+            let qemu = xtask::setup::setup()?;
+            let image = xtask::image::build(&image_build(&options))?;
+            let dtb = xtask::dtb::board_tree(&qemu, board, options.variant)?;
+            let launch = Launch {
+                qemu,
+                board,
+                variant: options.variant,
+                image,
+                dtb,
+                bootargs: options.bootargs.clone(),
+                extra_args: Vec::new(),
+            };
+            let outcome = xtask::run::run(&launch, options.timeout, true)?;
+            let status = outcome.status();
+            return Ok(ExitCode::from(u8::try_from(status).unwrap_or(1).max(u8::from(status != 0))));
+        }
+        "test" => {
+            xtask::setup::setup()?;
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            xtask::run_command(
+                std::process::Command::new(cargo).current_dir(xtask::paths::workspace()).args(["test", "--workspace"]),
+            )?;
+        }
+        other => bail!("unknown command `{other}` (see `cargo xtask help`)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! `cargo xtask setup`: the host packages and a QEMU that can create the
+//! generic vhost-user device.
+//!
+//! QEMU 10.2+ has the user-creatable `vhost-user-test-device`; a QEMU on the
+//! PATH that offers it is used as is. Otherwise we build QEMU 10.0.2 from
+//! Debian's bookworm-backports source tarball with the one-line upstream
+//! change that makes `vhost-user-device` creatable (see PLATFORM-NOTES.md),
+//! into the per-user cache. A finished build is marked with a stamp naming
+//! this recipe, so a matching cache is reused without any work.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{Error, Result, bail, paths, run_command};
+
+pub const QEMU_VERSION: &str = "10.0.2";
+/// Changes whenever the recipe below changes, invalidating older caches.
+const RECIPE: &str = "qemu-10.0.2+ds-vhost-user-device-creatable-v1";
+const TARBALL: &str = "qemu_10.0.2+ds.orig.tar.xz";
+const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/tidepool-bookworm-backports.list";
+const BACKPORTS_LINES: &str = "deb http://deb.debian.org/debian bookworm-backports main\n\
+deb-src http://deb.debian.org/debian bookworm-backports main\n";
+
+/// Debian packages the project needs on the host: QEMU's build dependencies,
+/// dtc/fdtoverlay for board trees.
+pub const APT_PACKAGES: &[&str] = &[
+    "ninja-build",
+    "libglib2.0-dev",
+    "libpixman-1-dev",
+    "libfdt-dev",
+    "pkg-config",
+    "flex",
+    "bison",
+    "python3-venv",
+    "device-tree-compiler",
+    "xz-utils",
+    "bzip2",
+];
+
+/// A QEMU that can run our images, and the name of its generic vhost-user device.
+#[derive(Clone, Debug)]
+pub struct Qemu {
+    pub binary: PathBuf,
+    pub generic_device: &'static str,
+}
+
+/// Finds a usable QEMU without building anything.
+pub fn find_qemu() -> Option<Qemu> {
+    if let Some(path) = std::env::var_os("TIDEPOOL_QEMU") {
+        let binary = PathBuf::from(path);
+        return probe(&binary);
+    }
+    if let Some(qemu) = probe(Path::new("qemu-system-aarch64")).filter(|q| q.generic_device == "vhost-user-test-device")
+    {
+        return Some(qemu);
+    }
+    let cached = cached_binary();
+    if stamp_matches() { probe(&cached) } else { None }
+}
+
+/// Finds QEMU or explains how to get one.
+pub fn require_qemu() -> Result<Qemu> {
+    find_qemu().ok_or_else(|| {
+        Error(format!(
+            "no QEMU with a creatable generic vhost-user device: run `cargo xtask setup` \
+             (builds QEMU {QEMU_VERSION} into {}) or set TIDEPOOL_QEMU",
+            build_root().display()
+        ))
+    })
+}
+
+fn probe(binary: &Path) -> Option<Qemu> {
+    let output = Command::new(binary).args(["-machine", "virt", "-device", "help"]).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let generic_device = if text.contains("\"vhost-user-test-device\"") {
+        "vhost-user-test-device"
+    } else if text.contains("\"vhost-user-device\"") {
+        "vhost-user-device"
+    } else {
+        return None;
+    };
+    // Before 10.2 the device is listed but refused unless patched: try it.
+    let check =
+        Command::new(binary).args(["-machine", "none", "-device", &format!("{generic_device},help")]).output().ok()?;
+    if !check.status.success() {
+        return None;
+    }
+    Some(Qemu { binary: binary.to_path_buf(), generic_device })
+}
+
+fn build_root() -> PathBuf {
+    paths::cache_dir().join(RECIPE)
+}
+
+fn cached_binary() -> PathBuf {
+    build_root().join("build").join("qemu-system-aarch64")
+}
+
+fn stamp_path() -> PathBuf {
+    build_root().join("stamp")
+}
+
+fn stamp_matches() -> bool {
+    fs::read_to_string(stamp_path()).is_ok_and(|stamp| stamp.trim() == RECIPE) && cached_binary().exists()
+}
+
+/// Installs missing host packages and makes sure a usable QEMU exists.
+pub fn setup() -> Result<Qemu> {
+    install_apt_packages(APT_PACKAGES)?;
+    if let Some(qemu) = find_qemu() {
+        println!("setup: using {} ({})", qemu.binary.display(), qemu.generic_device);
+        return Ok(qemu);
+    }
+    build_qemu()?;
+    require_qemu()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn missing_packages(packages: &[&str]) -> Vec<String> {
+    packages
+        .iter()
+        .filter(|package| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", package]).output();
+            !out.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+        })
+        .map(|package| package.to_string())
+        .collect()
+}
+
+/// Installs what is missing with apt-get (as root), or says what to install.
+pub fn install_apt_packages(packages: &[&str]) -> Result<()> {
+    let missing = missing_packages(packages);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages: {}; install them with `sudo apt-get install {}`",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    println!("setup: installing {}", missing.join(" "));
+    run_command(Command::new("apt-get").args(["update", "-q"]))?;
+    run_command(Command::new("apt-get").args(["install", "-y", "-q", "--no-install-recommends"]).args(&missing))
+}
+
+fn fetch_tarball(src_dir: &Path) -> Result<PathBuf> {
+    let tarball = src_dir.join(TARBALL);
+    if tarball.exists() {
+        return Ok(tarball);
+    }
+    fs::create_dir_all(src_dir)?;
+    if !Path::new(BACKPORTS_LIST).exists() {
+        if !is_root() {
+            bail!(
+                "QEMU's source comes from bookworm-backports: add `{}` to {BACKPORTS_LIST} as root",
+                BACKPORTS_LINES.trim()
+            );
+        }
+        fs::write(BACKPORTS_LIST, BACKPORTS_LINES)?;
+    }
+    println!("setup: fetching QEMU {QEMU_VERSION} source from bookworm-backports");
+    run_command(Command::new("apt-get").args(["update", "-q"]))?;
+    // The mirror serves the .orig tarball but answers 404 for the .dsc and
+    // the Debian patches, so apt-get exits non-zero; what counts is the tarball.
+    let _ = Command::new("apt-get")
+        .args(["source", "--download-only", "qemu/bookworm-backports"])
+        .current_dir(src_dir)
+        .status();
+    if !tarball.exists() {
+        bail!("apt-get source did not fetch {TARBALL} into {}", src_dir.display());
+    }
+    Ok(tarball)
+}
+
+/// Replaces `from` with `to` in `file`, insisting that `from` is there once.
+fn patch(file: &Path, from: &str, to: &str) -> Result<()> {
+    let text = fs::read_to_string(file)?;
+    if text.matches(from).count() != 1 {
+        bail!("cannot patch {}: expected exactly one `{from}`", file.display());
+    }
+    fs::write(file, text.replacen(from, to, 1))?;
+    Ok(())
+}
+
+fn build_qemu() -> Result<()> {
+    let root = build_root();
+    let tarball = fetch_tarball(&paths::cache_dir().join("src"))?;
+    println!("setup: building QEMU {QEMU_VERSION} in {} (about 5-10 minutes on 2 cores)", root.display());
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    fs::create_dir_all(&root)?;
+    run_command(Command::new("tar").args(["xJf"]).arg(&tarball).args(["--strip-components=1", "-C"]).arg(&root))?;
+
+    // The one-line upstream change (10.2 made the device creatable).
+    patch(&root.join("hw/virtio/vhost-user-device.c"), "    dc->user_creatable = false;\n", "")?;
+    // The +ds tarball ships no firmware blobs to unpack.
+    patch(&root.join("meson.build"), "unpack_edk2_blobs = bzip2.found()", "unpack_edk2_blobs = false")?;
+
+    println!("setup: installing meson and pycotap for QEMU's build");
+    run_command(Command::new("python3").args(["-m", "pip", "install", "-q", "meson>=1.5,<1.9", "pycotap"]))?;
+
+    let build = root.join("build");
+    fs::create_dir_all(&build)?;
+    run_command(
+        Command::new("../configure")
+            .args([
+                "--target-list=aarch64-softmmu",
+                "--without-default-features",
+                "--enable-vhost-user",
+                "--enable-fdt=system",
+                "--disable-docs",
+                "--disable-install-blobs",
+            ])
+            .current_dir(&build),
+    )?;
+    // ninja prints one `[n/total]` line per step: that is the progress bar.
+    run_command(Command::new("ninja").arg("qemu-system-aarch64").current_dir(&build))?;
+    if probe(&cached_binary()).is_none() {
+        bail!("the QEMU build finished but {} cannot create the generic vhost-user device", cached_binary().display());
+    }
+    fs::write(stamp_path(), RECIPE)?;
+    println!("setup: QEMU ready at {}", cached_binary().display());
+    Ok(())
+}
