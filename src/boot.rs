@@ -157,6 +157,26 @@ mod image {
         // SAFETY: RAM, the image and every device window the tree names are
         // mapped, which is everything the runtime touches.
         unsafe { mmu::activate(&map) }.map_err(BootError::Mmu)?;
+
+        // Pools the layout could place become allocators; a pool it refused
+        // stays unregistered, so its devices cannot be bound.
+        for (index, pool) in layout.pools().iter().enumerate() {
+            match pool {
+                Ok(range) => {
+                    if let Err(error) = crate::dma::register(index, *range) {
+                        log::error!("DMA pool {index}: {error}");
+                    }
+                }
+                Err(error) => log::warn!("DMA pool {index} unusable: {error}"),
+            }
+        }
+        if let Some(gic) = platform.gic() {
+            // SAFETY: the GIC frames come from the tree and are mapped as
+            // device memory (device_windows); nothing else drives them.
+            if let Err(error) = unsafe { crate::interrupts::init(gic) } {
+                log::error!("interrupt controller: {error}");
+            }
+        }
         Ok(Boot { platform, layout, entry_el, image, dtb: dtb_range, heap_bytes })
     }
 

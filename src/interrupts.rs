@@ -12,13 +12,6 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use spin::Mutex;
 
-/// Which GIC, and where, as the tree described it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GicConfig {
-    V2 { distributor: u64, cpu_interface: u64 },
-    V3 { distributor: u64, redistributor: u64 },
-}
-
 /// Largest interrupt id the table holds (SGIs, PPIs and SPIs; no LPIs).
 pub const MAX_INTID: usize = 1020;
 
@@ -128,7 +121,8 @@ mod gic {
     use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
     use spin::Mutex;
 
-    use super::{GicConfig, InterruptError, run_handler, without_irqs};
+    use super::{InterruptError, run_handler, without_irqs};
+    use crate::devicetree::Gic as GicDescription;
 
     enum Gic {
         V2(GicV2<'static>),
@@ -140,6 +134,13 @@ mod gic {
 
     static GIC: Mutex<Option<Gic>> = Mutex::new(None);
 
+    /// On GICv2 a non-secure guest acknowledges through GICC_IAR/EOIR,
+    /// which arm-gic names group 0 (its group 1 path uses the aliased
+    /// registers, which only secure software has). Without the security
+    /// extensions (QEMU's default) group 0 interrupts are IRQs; with them,
+    /// the group write is ignored and the secure side's choice stands.
+    const GICV2_GROUP: InterruptGroup = InterruptGroup::Group0;
+
     /// Sets up the distributor and this CPU's interface, all interrupts
     /// disabled, IRQs still masked at the CPU.
     ///
@@ -147,22 +148,26 @@ mod gic {
     ///
     /// The addresses must be the GIC's register frames, mapped as device
     /// memory and used by nothing else.
-    pub unsafe fn init(config: GicConfig) -> Result<(), InterruptError> {
-        let gic = match config {
-            GicConfig::V2 { distributor, cpu_interface } => {
+    pub unsafe fn init(description: &GicDescription) -> Result<(), InterruptError> {
+        let gic = match description {
+            GicDescription::V2 { distributor, cpu_interface } => {
                 // SAFETY: the caller promises the frames are the GICv2's.
-                let mut gic = unsafe { GicV2::new(distributor as *mut _, cpu_interface as *mut _) };
+                let mut gic = unsafe { GicV2::new(distributor.base as *mut _, cpu_interface.base as *mut _) };
                 gic.setup();
+                // Let every priority through; the reset mask blocks all.
+                gic.set_priority_mask(0xff);
                 Gic::V2(gic)
             }
-            GicConfig::V3 { distributor, redistributor } => {
-                let gicd = NonNull::new(distributor as *mut _).ok_or(InterruptError::NoController)?;
-                let gicr = NonNull::new(redistributor as *mut _).ok_or(InterruptError::NoController)?;
+            GicDescription::V3 { distributor, redistributors } => {
+                let redistributor = redistributors.first().ok_or(InterruptError::NoController)?;
+                let gicd = NonNull::new(distributor.base as *mut _).ok_or(InterruptError::NoController)?;
+                let gicr = NonNull::new(redistributor.base as *mut _).ok_or(InterruptError::NoController)?;
                 // SAFETY: the caller promises the frames are the GICv3's; one
                 // CPU (we run on the boot CPU only).
                 let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, 1) }
                     .map_err(|_| InterruptError::Controller)?;
                 gic.setup(0);
+                GicCpuInterface::set_priority_mask(0xff);
                 Gic::V3(gic)
             }
         };
@@ -185,7 +190,7 @@ mod gic {
                 Gic::V2(gic) => {
                     gic.set_interrupt_priority(id, 0x80);
                     gic.set_trigger(id, trigger);
-                    gic.set_group(id, InterruptGroup::Group1);
+                    gic.set_group(id, GICV2_GROUP);
                     gic.enable_interrupt(id, true).map_err(|_| InterruptError::Controller)
                 }
                 Gic::V3(gic) => {
@@ -204,9 +209,9 @@ mod gic {
         let mut guard = GIC.lock();
         match guard.as_mut() {
             Some(Gic::V2(gic)) => {
-                while let Some(id) = gic.get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+                while let Some(id) = gic.get_and_acknowledge_interrupt(GICV2_GROUP) {
                     run_handler(id.raw_value());
-                    gic.end_interrupt(id, InterruptGroup::Group1);
+                    gic.end_interrupt(id, GICV2_GROUP);
                 }
             }
             Some(Gic::V3(_)) => {

@@ -105,6 +105,10 @@ extern "C" fn tidepool_handle_exception(index: u64, frame: &mut TrapFrame) {
         2 => VectorKind::Fiq,
         _ => VectorKind::SError,
     };
+    if kind == VectorKind::Irq {
+        crate::interrupts::dispatch();
+        return;
+    }
     let origin = match index / 4 {
         0 => "current EL, SP0",
         1 => "current EL, SPx",

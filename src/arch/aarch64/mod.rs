@@ -12,3 +12,5 @@ pub mod mmu;
 pub mod psci;
 #[cfg(target_arch = "aarch64")]
 pub mod semihosting;
+#[cfg(target_arch = "aarch64")]
+pub mod timer;

@@ -1,0 +1,88 @@
+//! Interrupt-driven completion for virtio-mmio devices.
+//!
+//! The handler acknowledges at the device (reads InterruptStatus, writes it
+//! to InterruptACK) before the GIC's end-of-interrupt, then counts. Only the
+//! handler touches those two registers once a line is bound; the driver
+//! waits on the count. This is the one place where the runtime addresses a
+//! device window beside its transport, and it is limited to those two
+//! registers.
+
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::arch::aarch64::timer::Deadline;
+use crate::interrupts::{self, InterruptError, MAX_INTID};
+use crate::virtio::probe::Device;
+
+const INTERRUPT_STATUS: usize = 0x060;
+const INTERRUPT_ACK: usize = 0x064;
+
+static ACK_BASE: [AtomicUsize; MAX_INTID] = [const { AtomicUsize::new(0) }; MAX_INTID];
+static FIRED: [AtomicU32; MAX_INTID] = [const { AtomicU32::new(0) }; MAX_INTID];
+
+fn handler(intid: u32) {
+    let Some(base) = ACK_BASE.get(intid as usize).map(|base| base.load(Ordering::Acquire)) else {
+        return;
+    };
+    if base != 0 {
+        // SAFETY: `base` is a virtio-mmio window bound by `bind`, mapped as
+        // device memory; the interrupt registers belong to this handler.
+        unsafe {
+            let status = core::ptr::read_volatile((base + INTERRUPT_STATUS) as *const u32);
+            core::ptr::write_volatile((base + INTERRUPT_ACK) as *mut u32, status);
+        }
+    }
+    if let Some(fired) = FIRED.get(intid as usize) {
+        fired.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// A device's interrupt, routed to the acknowledging handler.
+#[derive(Debug)]
+pub struct IrqLine {
+    intid: u32,
+}
+
+/// Routes `device`'s interrupt to the handler and enables it at the GIC
+/// (IRQs at the CPU are left as they are).
+pub fn bind(device: &Device) -> Result<IrqLine, InterruptError> {
+    let intid = device.interrupt.intid();
+    let slot = ACK_BASE.get(intid as usize).ok_or(InterruptError::BadIntId(intid))?;
+    slot.store(device.reg.base as usize, Ordering::Release);
+    interrupts::set_handler(intid, handler)?;
+    let level = matches!(
+        device.interrupt.trigger(),
+        Some(crate::devicetree::Trigger::LevelHigh | crate::devicetree::Trigger::LevelLow)
+    );
+    interrupts::enable(intid, level)?;
+    Ok(IrqLine { intid })
+}
+
+impl IrqLine {
+    pub fn intid(&self) -> u32 {
+        self.intid
+    }
+
+    /// Interrupts taken so far.
+    pub fn count(&self) -> u32 {
+        FIRED[self.intid as usize % MAX_INTID].load(Ordering::Acquire)
+    }
+
+    /// Waits, with IRQs unmasked, until more than `seen` interrupts were
+    /// taken or `timeout_micros` passed. Returns whether one came.
+    pub fn wait_beyond(&self, seen: u32, timeout_micros: u64) -> bool {
+        let deadline = Deadline::after_micros(timeout_micros);
+        let was_enabled = interrupts::irqs_enabled();
+        interrupts::set_irqs_enabled(true);
+        let arrived = loop {
+            if self.count() != seen {
+                break true;
+            }
+            if deadline.passed() {
+                break false;
+            }
+            core::hint::spin_loop();
+        };
+        interrupts::set_irqs_enabled(was_enabled);
+        arrived
+    }
+}

@@ -1,0 +1,136 @@
+//! Finding the virtio-mmio devices the tree describes and binding each to
+//! its restricted DMA pool.
+//!
+//! Policy for devices without `memory-region` ([`DmaPolicy`]): when the tree
+//! declares any restricted-dma-pool, a DMA device without one is refused
+//! (it would need memory outside every pool, which is exactly what the pools
+//! exist to prevent). When the tree declares none, the image may opt in to
+//! [`DmaPolicy::Unrestricted`] and give such devices a pool of its own
+//! carved out of private RAM; the default refuses them too.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::Boot;
+use crate::devicetree::{DtError, Interrupt, Range};
+use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport};
+
+/// What to do with a virtio device the tree binds to no pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaPolicy {
+    /// Refuse it (the default).
+    Strict,
+    /// Use this pool slot for it, but only when the tree declares no pools.
+    Unrestricted { fallback_slot: usize },
+}
+
+/// A device that answered with virtio-mmio version 2 and is bound to a
+/// usable pool.
+pub struct Device {
+    /// The device's virtio-mmio window.
+    pub reg: Range,
+    pub interrupt: Interrupt,
+    pub device_id: u32,
+    /// The DMA pool slot ([`crate::dma`]) its rings and buffers come from.
+    pub pool_slot: usize,
+    /// The transport, with ACCESS_PLATFORM requested.
+    pub transport: MmioV2Transport<MmioRegisters>,
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device")
+            .field("reg", &self.reg)
+            .field("device_id", &self.device_id)
+            .field("pool_slot", &self.pool_slot)
+            .finish()
+    }
+}
+
+/// Why a virtio-mmio node is not usable.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// The node itself was invalid (bad reg, interrupts, memory-region ...).
+    /// (Boxed: a `DtError` carries a node path; probing runs with a heap.)
+    Tree(Box<DtError>),
+    /// Its pool could not be placed or is invalid.
+    Pool { device: Range, error: Box<DtError> },
+    /// No `memory-region`, and the policy refuses such devices.
+    NoPool { device: Range },
+    /// The registers did not describe a usable device.
+    Transport { device: Range, error: MmioError },
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::Tree(error) => write!(f, "{error}"),
+            ProbeError::Pool { device, error } => {
+                write!(f, "virtio-mmio {:#x}: its DMA pool is unusable: {error}", device.base)
+            }
+            ProbeError::NoPool { device } => write!(
+                f,
+                "virtio-mmio {:#x}: no memory-region, and DMA outside a restricted pool is refused",
+                device.base
+            ),
+            ProbeError::Transport { device, error } => write!(f, "virtio-mmio {:#x}: {error}", device.base),
+        }
+    }
+}
+
+/// Every virtio-mmio node: a bound device, `None` for an empty slot, or
+/// why the node is left alone.
+pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, ProbeError>> {
+    let tree_has_pools = !boot.platform.pools().is_empty();
+    boot.platform
+        .virtio()
+        .iter()
+        .map(|node| {
+            let node = node.as_ref().map_err(|error| ProbeError::Tree(Box::new(*error)))?;
+            let pool_slot = match node.pool {
+                Some(index) => match boot.layout.pool(index) {
+                    Some(Ok(_)) => index,
+                    Some(Err(error)) => return Err(ProbeError::Pool { device: node.reg, error: Box::new(*error) }),
+                    None => return Err(ProbeError::NoPool { device: node.reg }),
+                },
+                None => match policy {
+                    DmaPolicy::Unrestricted { fallback_slot } if !tree_has_pools => fallback_slot,
+                    _ => return Err(ProbeError::NoPool { device: node.reg }),
+                },
+            };
+            let base = NonNull::new(node.reg.base as *mut u8)
+                .ok_or(ProbeError::Transport { device: node.reg, error: MmioError::EmptySlot })?;
+            // SAFETY: the window comes from a validated virtio-mmio node, the
+            // runtime maps it as device memory, and probing creates exactly
+            // one transport per node.
+            let registers = unsafe { MmioRegisters::new(base) };
+            match MmioV2Transport::new(registers) {
+                Ok(transport) => Ok(Some(Device {
+                    reg: node.reg,
+                    interrupt: node.interrupt,
+                    device_id: transport.device_id(),
+                    pool_slot,
+                    transport: transport.with_access_platform(true),
+                })),
+                Err(MmioError::EmptySlot) => Ok(None),
+                Err(error) => Err(ProbeError::Transport { device: node.reg, error }),
+            }
+        })
+        .collect()
+}
+
+/// Probes and keeps only the usable devices, logging the rest.
+pub fn devices(boot: &Boot, policy: DmaPolicy) -> Vec<Device> {
+    probe(boot, policy)
+        .into_iter()
+        .filter_map(|result| match result {
+            Ok(device) => device,
+            Err(error) => {
+                log::warn!("{error}");
+                None
+            }
+        })
+        .collect()
+}
