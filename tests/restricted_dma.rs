@@ -31,13 +31,23 @@ fn rng_and_blk_through_pools(variant: Variant) {
         "virtio_devices",
         variant,
         &[],
-        &["-device", "virtio-rng-device", "-drive", &drive, "-device", "virtio-blk-device,drive=disk0"],
+        &[
+            "-device",
+            "virtio-rng-device,iommu_platform=on",
+            "-drive",
+            &drive,
+            "-device",
+            "virtio-blk-device,drive=disk0,iommu_platform=on",
+        ],
     );
     assert!(outcome.has_line("test pools_are_registered ... ok"));
     assert!(outcome.has_line("test rng_through_its_pool ... ok"));
     assert!(outcome.has_line("test blk_round_trip_with_interrupts ... ok"));
     assert!(outcome.has_line("3 passed, 0 failed"));
     assert_eq!(outcome.exit_line_status, Some(0));
+    // Both devices offer ACCESS_PLATFORM (iommu_platform=on) and the guest,
+    // being pool-bound, must have accepted it.
+    assert!(!outcome.console.contains("does not offer VIRTIO_F_ACCESS_PLATFORM"));
     // What the guest wrote through the pool reached the disk.
     let written = fs::read(&disk).unwrap();
     let expected = b"written by the guest through its pool";
@@ -53,4 +63,47 @@ fn virtio_rng_and_blk_work_through_their_pools_gicv3() {
 #[test]
 fn virtio_rng_and_blk_work_through_their_pools_gicv2_el2() {
     rng_and_blk_through_pools(Variant { gic_version: 2, el2: true });
+}
+
+#[test]
+fn hostile_pool_bindings_leave_only_the_affected_devices_unconfigured() {
+    let variant = Variant::default();
+    let tree = common::tree(variant, &["hostile-pools"]);
+    let outcome = common::boot_with_tree(
+        xtask::image::ImageBuild::new("pool_policy"),
+        variant,
+        tree,
+        &[],
+        &["-device", "virtio-rng-device", "-device", "virtio-rng-device", "-device", "virtio-rng-device"],
+    );
+    assert!(outcome.has_line("2 passed, 0 failed"), "the image must keep running");
+    assert!(outcome.has_line(
+        "  refused: /virtio_mmio@a003c00: property \"memory-region\": phandle 0x8009 names /not-a-pool, which is not a restricted-dma-pool"
+    ));
+    assert!(outcome.has_line(
+        "  refused: /virtio_mmio@a003a00: property \"memory-region\": its pool /reserved-memory/restricted-dma@48800000 is unusable"
+    ));
+    assert!(outcome.console.contains(
+        "/reserved-memory/restricted-dma@48800000: property \"reg\": range 0x80000000..0x80400000 is not inside RAM"
+    ));
+    // The device with a good pool keeps working, through that pool.
+    assert!(outcome.has_line("  rng at 0xa003e00 via pool 3 (0x48000000..0x48400000): 32 bytes"));
+    assert_eq!(outcome.console.matches("  rng at ").count(), 1, "only one rng may be bound");
+}
+
+#[test]
+fn size_and_alignment_pool_is_placed_by_the_runtime() {
+    let variant = Variant::default();
+    let tree = common::tree(variant, &["dynamic-pool"]);
+    let outcome = common::boot_with_tree(
+        xtask::image::ImageBuild::new("pool_policy"),
+        variant,
+        tree,
+        &[],
+        &["-device", "virtio-rng-device"],
+    );
+    assert!(outcome.has_line("2 passed, 0 failed"));
+    // Highest 2 MiB-aligned 2 MiB inside alloc-ranges 0x4400_0000..0x4600_0000,
+    // clear of the DTB that QEMU put at 0x4480_0000.
+    assert!(outcome.has_line("  rng at 0xa003e00 via pool 0 (0x45e00000..0x46000000): 32 bytes"), "placement changed");
 }

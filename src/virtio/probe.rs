@@ -89,6 +89,18 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
         .iter()
         .map(|node| {
             let node = node.as_ref().map_err(|error| ProbeError::Tree(Box::new(*error)))?;
+            let base = NonNull::new(node.reg.base as *mut u8)
+                .ok_or(ProbeError::Transport { device: node.reg, error: MmioError::EmptySlot })?;
+            // SAFETY: the window comes from a validated virtio-mmio node, the
+            // runtime maps it as device memory, and probing creates exactly
+            // one transport per node.
+            let registers = unsafe { MmioRegisters::new(base) };
+            // Empty slots first: they are not devices, so no pool is needed.
+            let transport = match MmioV2Transport::new(registers) {
+                Ok(transport) => transport,
+                Err(MmioError::EmptySlot) => return Ok(None),
+                Err(error) => return Err(ProbeError::Transport { device: node.reg, error }),
+            };
             let pool_slot = match node.pool {
                 Some(index) => match boot.layout.pool(index) {
                     Some(Ok(_)) => index,
@@ -100,23 +112,13 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
                     _ => return Err(ProbeError::NoPool { device: node.reg }),
                 },
             };
-            let base = NonNull::new(node.reg.base as *mut u8)
-                .ok_or(ProbeError::Transport { device: node.reg, error: MmioError::EmptySlot })?;
-            // SAFETY: the window comes from a validated virtio-mmio node, the
-            // runtime maps it as device memory, and probing creates exactly
-            // one transport per node.
-            let registers = unsafe { MmioRegisters::new(base) };
-            match MmioV2Transport::new(registers) {
-                Ok(transport) => Ok(Some(Device {
-                    reg: node.reg,
-                    interrupt: node.interrupt,
-                    device_id: transport.device_id(),
-                    pool_slot,
-                    transport: transport.with_access_platform(true),
-                })),
-                Err(MmioError::EmptySlot) => Ok(None),
-                Err(error) => Err(ProbeError::Transport { device: node.reg, error }),
-            }
+            Ok(Some(Device {
+                reg: node.reg,
+                interrupt: node.interrupt,
+                device_id: transport.device_id(),
+                pool_slot,
+                transport: transport.with_access_platform(true),
+            }))
         })
         .collect()
 }

@@ -31,13 +31,22 @@ pub fn image(spec: ImageBuild) -> PathBuf {
     path
 }
 
-fn tree(variant: Variant) -> PathBuf {
+/// The board tree for `variant` with `overlays` (names of
+/// tests/data/overlays/*.dts) applied after the board's own.
+pub fn tree(variant: Variant, overlays: &[&str]) -> PathBuf {
     static TREES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut trees = TREES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     let board = Board::find("qemu-virt").expect("qemu-virt is a known board");
+    let key = format!("{}{}", variant.label(), overlays.join("+"));
+    let sources: Vec<PathBuf> = overlays
+        .iter()
+        .map(|name| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/overlays").join(format!("{name}.dts")))
+        .collect();
     trees
-        .entry(variant.label())
-        .or_insert_with(|| xtask::dtb::board_tree(&qemu(), board, variant).unwrap_or_else(|error| panic!("{error}")))
+        .entry(key)
+        .or_insert_with(|| {
+            xtask::dtb::board_tree_with(&qemu(), board, variant, &sources).unwrap_or_else(|error| panic!("{error}"))
+        })
         .clone()
 }
 
@@ -48,12 +57,22 @@ pub fn boot(name: &str, variant: Variant, bootargs: &[&str], extra_args: &[&str]
 }
 
 pub fn boot_spec(spec: ImageBuild, variant: Variant, bootargs: &[&str], extra_args: &[&str]) -> Outcome {
+    boot_with_tree(spec, variant, tree(variant, &[]), bootargs, extra_args)
+}
+
+pub fn boot_with_tree(
+    spec: ImageBuild,
+    variant: Variant,
+    dtb: PathBuf,
+    bootargs: &[&str],
+    extra_args: &[&str],
+) -> Outcome {
     let launch = Launch {
         qemu: qemu(),
         board: Board::find("qemu-virt").expect("qemu-virt is a known board"),
         variant,
         image: image(spec),
-        dtb: tree(variant),
+        dtb,
         bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
         extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
     };

@@ -12,6 +12,12 @@ use crate::{Result, bail, paths, run_command};
 /// Dumps QEMU's tree for `board`/`variant` and applies the board's overlay
 /// (`boards/<board>/overlay.dts`). Returns the final tree's path.
 pub fn board_tree(qemu: &Qemu, board: &Board, variant: Variant) -> Result<PathBuf> {
+    board_tree_with(qemu, board, variant, &[])
+}
+
+/// Like [`board_tree`], then applies `extra` overlays (.dts) in order: how
+/// tests make hostile or unusual trees from the real one.
+pub fn board_tree_with(qemu: &Qemu, board: &Board, variant: Variant, extra: &[PathBuf]) -> Result<PathBuf> {
     let dir = paths::out_dir().join("dtb");
     fs::create_dir_all(&dir)?;
     let base = dir.join(format!("{}-{}-qemu.dtb", board.name, variant.label()));
@@ -24,14 +30,29 @@ pub fn board_tree(qemu: &Qemu, board: &Board, variant: Variant) -> Result<PathBu
     if !output.status.success() || !base.exists() {
         bail!("QEMU could not dump its tree: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
-    let overlay_source = board.dir().join("overlay.dts");
-    if !overlay_source.exists() {
+    let mut sources: Vec<PathBuf> = Vec::new();
+    let board_overlay = board.dir().join("overlay.dts");
+    if board_overlay.exists() {
+        sources.push(board_overlay);
+    }
+    sources.extend(extra.iter().cloned());
+    if sources.is_empty() {
         return Ok(base);
     }
-    let overlay = dir.join(format!("{}-overlay.dtbo", board.name));
-    compile_overlay(&overlay_source, &overlay)?;
-    let tree = dir.join(format!("{}-{}.dtb", board.name, variant.label()));
-    run_command(Command::new("fdtoverlay").arg("-i").arg(&base).arg("-o").arg(&tree).arg(&overlay))?;
+    let mut name = format!("{}-{}", board.name, variant.label());
+    let mut overlays = Vec::new();
+    for source in &sources {
+        let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let compiled = dir.join(format!("{}-{stem}.dtbo", board.name));
+        compile_overlay(source, &compiled)?;
+        if extra.contains(source) {
+            name.push('+');
+            name.push_str(&stem);
+        }
+        overlays.push(compiled);
+    }
+    let tree = dir.join(format!("{name}.dtb"));
+    run_command(Command::new("fdtoverlay").arg("-i").arg(&base).arg("-o").arg(&tree).args(&overlays))?;
     Ok(tree)
 }
 

@@ -1,0 +1,66 @@
+//! Boots on a tree with unusual or hostile DMA bindings (tests/restricted_dma.rs
+//! picks the overlay), prints what the runtime refused, and checks that every
+//! rng it did bind works through its pool.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use tidepool::dma;
+use tidepool::virtio::probe::{self, DmaPolicy};
+use tidepool::{Boot, TestResult, ensure, println};
+use virtio_drivers::device::rng::VirtIORng;
+
+tidepool::test_image!(report_refusals, bound_devices_still_work);
+
+const DEVICE_ID_RNG: u32 = 4;
+
+/// Prints every refusal; the host test checks the lines it expects for the
+/// tree it chose.
+fn report_refusals(boot: &Boot) -> TestResult {
+    for result in probe::probe(boot, DmaPolicy::Strict) {
+        if let Err(error) = result {
+            println!("  refused: {error}");
+        }
+    }
+    for (index, pool) in boot.layout.pools().iter().enumerate() {
+        if let Err(error) = pool {
+            println!("  pool {index} unusable: {error}");
+        }
+    }
+    Ok(())
+}
+
+fn bound_devices_still_work(boot: &Boot) -> TestResult {
+    let devices = probe::devices(boot, DmaPolicy::Strict);
+    let rngs: alloc::vec::Vec<_> = devices.into_iter().filter(|device| device.device_id == DEVICE_ID_RNG).collect();
+    ensure!(!rngs.is_empty(), "no usable rng");
+    for device in rngs {
+        let slot = device.pool_slot;
+        let range =
+            dma::with_pool(slot, |pool| pool.range()).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
+        let transport = device.transport;
+        let result = tidepool::with_pool_hal!(slot, |H| {
+            match VirtIORng::<H, _>::new(transport) {
+                Ok(mut rng) => {
+                    let mut bytes = [0u8; 32];
+                    let _ = dma::with_pool(slot, |pool| pool.reserve(bytes.len()));
+                    rng.request_entropy(&mut bytes).map_err(|e| alloc::format!("{e:?}"))
+                }
+                Err(error) => Err(alloc::format!("{error:?}")),
+            }
+        });
+        match result {
+            Ok(Ok(got)) => println!(
+                "  rng at {:#x} via pool {slot} ({:#x}..{:#x}): {} bytes",
+                device.reg.base,
+                range.base,
+                range.end(),
+                got.min(32)
+            ),
+            Ok(Err(error)) => return Err(tidepool::TestFailure(error)),
+            Err(error) => return Err(tidepool::TestFailure(alloc::format!("{error}"))),
+        }
+    }
+    Ok(())
+}
