@@ -75,6 +75,26 @@ pub fn all_stats() -> impl Iterator<Item = (usize, Range, PoolStats)> {
         .filter_map(|(index, slot)| slot.lock().as_ref().map(|pool| (index, pool.range(), pool.stats())))
 }
 
+/// Logs every pool's counters (the runtime does this when `main` returns).
+pub fn log_stats() {
+    for (slot, range, stats) in all_stats() {
+        if stats.allocations == 0 {
+            continue;
+        }
+        log::info!(
+            "DMA pool {slot} {:#x}..{:#x}: {} bytes in use, high water {} bytes, {} allocations ({} failed), {} bounces, {} bytes bounced",
+            range.base,
+            range.end(),
+            stats.bytes_in_use,
+            stats.high_water_bytes,
+            stats.allocations,
+            stats.failed_allocations,
+            stats.bounces,
+            stats.bytes_bounced
+        );
+    }
+}
+
 /// Calls `$body` with `$hal` bound to `PoolHal<N>` for the runtime slot
 /// number `$slot` (a `usize`). Evaluates to `Err(SlotError::NoSuchSlot)` for
 /// slots beyond [`MAX_POOLS`], else `Ok($body)`.
