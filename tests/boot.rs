@@ -62,3 +62,36 @@ fn data_abort_prints_a_report_and_fails() {
     assert_eq!(outcome.exit_line_status, Some(102));
     assert_ne!(outcome.qemu_status, Some(0));
 }
+
+#[test]
+fn a_hostile_tree_fails_the_boot_with_a_message() {
+    let variant = Variant::default();
+    let tree = common::tree(variant, &["bad-gic"]);
+    let outcome = common::boot_with_tree(xtask::image::ImageBuild::new("hello"), variant, tree, &[], &[]);
+    assert!(!outcome.has_line("hello from tidepool"));
+    let failure = outcome.console.lines().find(|line| line.starts_with("tidepool: boot failed: device tree: "));
+    let failure = failure.expect("a boot failure line");
+    assert!(failure.contains("/intc@8000000"), "{failure}");
+    assert_eq!(outcome.exit_line_status, Some(103));
+}
+
+#[test]
+fn a_guest_that_never_ends_is_stopped_by_the_timeout() {
+    let spec = xtask::image::ImageBuild::new("hang");
+    let variant = Variant::default();
+    let launch = xtask::qemu::Launch {
+        qemu: xtask::setup::require_qemu().unwrap(),
+        board: xtask::board::Board::find("qemu-virt").unwrap(),
+        variant,
+        image: common::image(spec),
+        dtb: common::tree(variant, &[]),
+        bootargs: Vec::new(),
+        extra_args: Vec::new(),
+    };
+    let started = std::time::Instant::now();
+    let outcome = xtask::run::run(&launch, std::time::Duration::from_secs(3), false).unwrap();
+    assert!(outcome.timed_out);
+    assert!(outcome.has_line("spinning forever"));
+    assert_eq!(outcome.status(), 124);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the timeout did not stop the guest");
+}

@@ -4,6 +4,9 @@
 //! normalised copy and on the raw mutant) and `layout`, plus the `Display`
 //! output. The test fails on the first panic, naming the fixture, seed and
 //! mutation index, so the failure can be replayed alone.
+//!
+//! Longer campaigns: `TIDEPOOL_DT_MUTATIONS=5000000 TIDEPOOL_DT_SEED=7 cargo
+//! test --release --test devicetree_mutation -- --nocapture`.
 
 use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
@@ -12,9 +15,14 @@ use std::time::Instant;
 
 use tidepool::devicetree::{self, HEADER_SIZE, Range};
 
-/// Mutations over all fixtures together.
+/// Mutations over all fixtures together, unless TIDEPOOL_DT_MUTATIONS says.
 const TOTAL_MUTATIONS: usize = 120_000;
+/// Unless TIDEPOOL_DT_SEED says.
 const BASE_SEED: u64 = 0x7469_6465_706f_6f6c; // "tidepool"
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
 
 /// xorshift64*: tiny, deterministic, good enough to pick mutations.
 struct Rng(u64);
@@ -259,11 +267,13 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
 fn mutated_trees_never_panic() {
     let fixtures = fixtures();
     assert!(fixtures.len() >= 8, "fixtures missing from tests/data/dtb");
-    let per_fixture = TOTAL_MUTATIONS.div_ceil(fixtures.len());
+    let total = setting("TIDEPOOL_DT_MUTATIONS", TOTAL_MUTATIONS as u64) as usize;
+    let base_seed = setting("TIDEPOOL_DT_SEED", BASE_SEED);
+    let per_fixture = total.div_ceil(fixtures.len());
     let mut counts = Counts::default();
     let started = Instant::now();
     for (index, (name, blob)) in fixtures.iter().enumerate() {
-        let seed = BASE_SEED ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let seed = base_seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut rng = Rng::new(seed);
         // Room for normalising a mutant that grew.
         let mut out = vec![0; blob.len() * 2 + 4096];
@@ -304,7 +314,7 @@ fn mutated_trees_never_panic() {
         counts.devices_with_errors,
         counts.pools_placed,
     );
-    assert!(counts.mutants >= 100_000);
+    assert!(counts.mutants >= total.min(100_000));
     // The mutations must reach every stage, or the test proves little.
     assert!(counts.normalize_err > 0 && counts.discover_err > 0, "no mutant was refused");
     assert!(counts.discover_ok > counts.mutants / 10, "too few mutants reach discovery");

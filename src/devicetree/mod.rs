@@ -21,17 +21,23 @@
 //!
 //! # Why the `fdt` crate only walks a validated copy
 //!
-//! `fdt` 0.1.5 stops walking at FDT_NOP tokens in several places (QEMU leaves
-//! them when booted with `-dtb`, where it rewrote `/memory` and `/psci`), and
-//! it trusts the blob: `unwrap`/`expect`/`assert`/slice indexing on names,
-//! property lengths, name offsets and tokens, plus helpers that `expect`
-//! nodes to exist (`chosen()`, `memory()`, `root()`, `cpus()`) or property
-//! lengths to be right (`cell_sizes()`, so `reg()`), and `bootargs()`/
-//! `stdout()` that index `len - 1` of a possibly empty value. `find_node`
-//! falls back to `/aliases` and resolves the alias with `find_node` again, so
-//! an alias naming itself recurses until the stack overflows, which no
-//! validation of the structure can rule out. Its `FDT_END` constant is 5
-//! (the format says 9), so its iterators end on the token they do not know.
+//! `fdt` 0.1.5 does not skip FDT_NOP tokens everywhere. QEMU leaves them
+//! when booted with `-dtb` (it deletes `/memory` and `/psci` and adds new
+//! ones): on that tree (`tests/data/dtb/qemu-virt-numa-pool-nop.dtb`)
+//! `find_node` stops at the NOPs between root children and finds neither
+//! `/chosen`, `/intc@8000000`, `/pl011@9000000` nor any virtio node, so
+//! `chosen()` panics ("/chosen is required"); `children()` likewise stops at
+//! a NOP between properties. The crate also trusts the blob:
+//! `unwrap`/`expect`/`assert`/slice indexing on names, property lengths,
+//! name offsets and tokens, helpers that `expect` nodes to exist
+//! (`chosen()`, `memory()`, `root()`, `cpus()`) or property lengths to be
+//! right (`cell_sizes()`, hence `reg()`), and `bootargs()`/`stdout()` index
+//! `len - 1` of a possibly empty value. `find_node` falls back to
+//! `/aliases` and resolves the alias with `find_node` again, so an alias
+//! naming itself recurses until the stack overflows (checked: it does),
+//! which no validation of the structure can rule out. Its `FDT_END` is 5
+//! (the format says 9); its iterators happen to end anyway, on the token
+//! they do not know.
 //!
 //! So the crate is used only on blobs that passed our validation, and only
 //! for what is panic-free on them: `Fdt::new`, `all_nodes().next()` for the
@@ -45,6 +51,13 @@
 //! all decoded here from raw bytes. The mutation test
 //! (`tests/devicetree_mutation.rs`) runs every step on mutated real blobs and
 //! counts panics; there are none.
+//!
+//! Limits, each an error rather than a silent cut: the `MAX_*` constants;
+//! 3-cell GIC interrupt specifiers only; buses between a device and the
+//! root must map addresses 1:1 (empty `ranges`). Nodes whose `status` is not
+//! "okay" are ignored, as Linux does, and so are `/reserved-memory` children
+//! without `reg` that are not pools (an OS would allocate them for drivers
+//! this runtime does not have).
 //!
 //! Two kinds of failure: anything that decides which memory is free, or that
 //! the runtime cannot do without (structure, RAM, reservations, GIC, PSCI,

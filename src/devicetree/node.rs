@@ -198,17 +198,18 @@ impl<'a> Node<'_, '_, 'a> {
         Ok(Cells { address, size })
     }
 
-    /// The cells this node's `reg` is written in: its parent's, after
-    /// checking that every bus between the node and the root maps addresses
-    /// 1:1, so that the values are CPU physical addresses.
-    pub fn address_cells(&self) -> Result<Cells, DtError> {
+    /// The cells this node's addresses and sizes (in `property`) are
+    /// written in: its parent's, after checking that every bus between the
+    /// node and the root maps addresses 1:1, so that the values are CPU
+    /// physical addresses.
+    pub fn address_cells(&self, property: &str) -> Result<Cells, DtError> {
         let Some(parent) = self.parent else {
-            return Err(self.error("reg", DtErrorKind::MissingNode));
+            return Err(self.error(property, DtErrorKind::MissingNode));
         };
         let mut bus = Some(parent);
         while let Some(node) = bus.filter(|node| node.parent.is_some()) {
             if node.property("ranges") != Some(&[]) {
-                return Err(self.error("reg", DtErrorKind::UnsupportedTranslation { node: node.path() }));
+                return Err(self.error(property, DtErrorKind::UnsupportedTranslation { node: node.path() }));
             }
             bus = node.parent;
         }
@@ -219,7 +220,7 @@ impl<'a> Node<'_, '_, 'a> {
     /// node's address cells, as ranges. Fails if the property is missing,
     /// empty or not a whole number of pairs.
     pub fn ranges(&self, name: &str) -> Result<RangeEntries<'a>, DtError> {
-        let cells = self.address_cells()?;
+        let cells = self.address_cells(name)?;
         let value = self.property(name).ok_or_else(|| self.error(name, DtErrorKind::MissingProperty))?;
         let unit = cells.entry_len();
         if value.is_empty() || !value.len().is_multiple_of(unit) {
@@ -244,7 +245,7 @@ impl<'a> Node<'_, '_, 'a> {
         let Some(value) = self.property(name) else {
             return Ok(None);
         };
-        let cells = self.address_cells()?;
+        let cells = self.address_cells(name)?;
         let expected = 4 * cells.size;
         match read_cells(value, cells.size) {
             Some(number) if value.len() == expected as usize => Ok(Some(number)),

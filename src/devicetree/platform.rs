@@ -118,8 +118,8 @@ impl Interrupt {
     /// The GIC interrupt id.
     pub fn intid(&self) -> u32 {
         match self.kind {
-            InterruptKind::Spi => self.number + 32,
-            InterruptKind::Ppi => self.number + 16,
+            InterruptKind::Spi => self.number.saturating_add(32),
+            InterruptKind::Ppi => self.number.saturating_add(16),
         }
     }
 
@@ -385,7 +385,11 @@ impl Platform {
 /// refused.
 pub fn discover(normalized: &[u8]) -> Result<Platform, DtError> {
     let blob = blob::validate_normalized(normalized)?;
-    let fdt = Fdt::new(blob.bytes).map_err(|_| DtError::from(DtErrorKind::BadMagic { found: 0 }))?;
+    // The crate checks only magic and size, both just validated.
+    let fdt = Fdt::new(blob.bytes).map_err(|_| {
+        let available = blob.bytes.len() as u64;
+        DtError::header("totalsize", DtErrorKind::Truncated { needed: available, available })
+    })?;
     let mut scan = Scan::new(&fdt);
     scan.read_reservations(blob.reservations)?;
     node::walk(&fdt, &mut |node| scan.visit(node))?;
@@ -588,7 +592,12 @@ impl<'b, 'a> Scan<'b, 'a> {
             return Err(node.error("reg", DtErrorKind::WrongLength { len, expected }));
         }
         self.gic = Some(match (v3, rest.first()) {
-            (true, _) => Gic::V3 { distributor, redistributors: rest.iter().copied().collect() },
+            (true, _) => {
+                let mut redistributors = ArrayVec::new();
+                // `regions` is at most the capacity, checked above.
+                let _ = redistributors.try_extend_from_slice(rest);
+                Gic::V3 { distributor, redistributors }
+            }
             (false, Some(&cpu_interface)) => Gic::V2 { distributor, cpu_interface },
             (false, None) => return Err(node.error("reg", DtErrorKind::MissingProperty)),
         });
@@ -631,9 +640,9 @@ impl<'b, 'a> Scan<'b, 'a> {
         let resolver = Resolver { fdt: self.fdt, phandles: &self.phandles, pools: &self.pools };
 
         let mut virtio = ArrayVec::new();
+        // Same capacity as the pending list, so nothing is dropped.
         for pending in &self.virtio {
             let device = pending.as_ref().map_err(|error| *error).and_then(|pending| resolver.virtio(pending));
-            // Same capacity as the pending list.
             let _ = virtio.try_push(device);
         }
         let timer = match &self.timer {
@@ -681,7 +690,12 @@ impl<'b, 'a> Scan<'b, 'a> {
         if self.memory.is_empty() {
             return Err(DtError::new("/memory", "", DtErrorKind::MissingNode));
         }
-        Ok(self.memory.iter().map(|(range, _)| *range).collect())
+        let mut memory = ArrayVec::new();
+        for (range, _) in &self.memory {
+            // Same capacity as the list it comes from.
+            let _ = memory.try_push(*range);
+        }
+        Ok(memory)
     }
 
     /// Records on each pool what makes it unusable given RAM, reservations
@@ -709,7 +723,8 @@ impl<'b, 'a> Scan<'b, 'a> {
             });
             if let Some((other, other_range)) = other {
                 let error = DtError::at(pool.node, "reg", DtErrorKind::Overlap { range, other, other_range });
-                conflicts.push((index, error));
+                // One entry per pool at most.
+                let _ = conflicts.try_push((index, error));
             }
         }
         for (index, error) in conflicts {

@@ -70,6 +70,10 @@ fn pool<'p>(platform: &'p Platform, path: &str) -> (usize, &'p Pool) {
     platform.pools().iter().enumerate().find(|(_, pool)| pool.node.as_str() == path).unwrap()
 }
 
+fn layout_error(layout: &Layout, index: usize) -> DtError {
+    layout.pool(index).unwrap().unwrap_err()
+}
+
 fn pool_error(platform: &Platform, path: &str) -> DtError {
     pool(platform, path).1.placement.clone().unwrap_err()
 }
@@ -150,6 +154,7 @@ fn psci_conduit_follows_virtualization() {
         let platform = platform(blob);
         assert_eq!(platform.psci_conduit(), Some(conduit));
         assert_eq!(platform.gic().map(Gic::version), Some(gic_version));
+        assert_eq!(platform.gic().map(Gic::distributor), Some(range(0x0800_0000, 0x1_0000)));
         assert_eq!(platform.uart().map(|uart| uart.reg.base), Some(0x0900_0000));
         assert_eq!(platform.virtio().iter().filter(|device| device.is_ok()).count(), 32);
     }
@@ -258,7 +263,7 @@ fn dynamic_pool_goes_below_the_image_and_fails_without_room() {
     assert_eq!(layout(&platform, image, DTB).pool(low), Some(&Ok(range(0x48a0_0000, 4 * MIB))));
     // An image over the whole window leaves nothing.
     let image = range(0x4800_0000, 16 * MIB);
-    let error = layout(&platform, image, DTB).pool(low).unwrap().clone().unwrap_err();
+    let error = layout_error(&layout(&platform, image, DTB), low);
     assert_eq!(error.kind, DtErrorKind::NoSpace { size: 4 * MIB, alignment: 2 * MIB });
     assert_eq!(error.node.as_str(), "/reserved-memory/restricted-dma-pool-low");
 }
@@ -269,7 +274,7 @@ fn fixed_pool_over_image_or_tree_is_refused_by_layout() {
     let (index, _) = pool(&platform, POOL_PATH);
     let image = range(0x48ff_0000, 0x1_0000);
     let layout_with_image = layout(&platform, image, DTB);
-    let error = layout_with_image.pool(index).unwrap().clone().unwrap_err();
+    let error = layout_error(&layout_with_image, index);
     let pool_range = range(0x4800_0000, 16 * MIB);
     assert_eq!(
         error.kind,
@@ -279,7 +284,7 @@ fn fixed_pool_over_image_or_tree_is_refused_by_layout() {
     assert!(layout_with_image.free_ranges().iter().all(|free| !free.overlaps(&pool_range)));
 
     let dtb = range(0x4800_0000, 0x2000);
-    let error = layout(&platform, IMAGE, dtb).pool(index).unwrap().clone().unwrap_err();
+    let error = layout_error(&layout(&platform, IMAGE, dtb), index);
     assert_eq!(
         error.to_string(),
         format!(
@@ -471,7 +476,7 @@ fn bootargs_must_be_utf8() {
 
 #[test]
 fn every_prefix_is_refused() {
-    for blob in [GICV2, NUMA_POOL_NOP, POOL_DYNAMIC] {
+    for blob in [GICV2, GICV2_EL2, GICV3, GICV3_EL2, NUMA, NUMA_POOL, NUMA_POOL_NOP, POOL_DYNAMIC] {
         let mut out = vec![0; blob.len()];
         for len in 0..blob.len() {
             let prefix = &blob[..len];
@@ -590,7 +595,7 @@ impl Tree {
     }
 
     fn pad(&mut self) {
-        while self.structs.len() % 4 != 0 {
+        while !self.structs.len().is_multiple_of(4) {
             self.structs.push(0);
         }
     }

@@ -39,6 +39,10 @@ fn fatal(slot: usize, what: &str, error: &dyn core::fmt::Display) -> ! {
 // zeroed; `share` returns a private bounce copy that lives until `unshare`.
 unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+        #[cfg(feature = "test-ring-outside-pool")]
+        if let Some(outside) = misplaced_ring(pages) {
+            return outside;
+        }
         let address = match with_pool(SLOT, |pool| pool.alloc_pages(pages)) {
             Ok(Ok(address)) => address,
             Ok(Err(error)) => fatal(SLOT, "dma_alloc", &error),
@@ -87,6 +91,24 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
             Err(error) => fatal(SLOT, "unshare", &error),
         }
     }
+}
+
+/// Test-only sabotage (feature `test-ring-outside-pool`): the first ring
+/// allocation comes from the private heap instead of the pool, so the
+/// integration tests can show that a backend which sees only the pool
+/// catches it. Never enable this in a real image.
+#[cfg(feature = "test-ring-outside-pool")]
+fn misplaced_ring(pages: usize) -> Option<(PhysAddr, NonNull<u8>)> {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) {
+        return None;
+    }
+    let layout = core::alloc::Layout::from_size_align(pages * 4096, 4096).ok()?;
+    // SAFETY: non-zero size; the memory is leaked on purpose.
+    let pointer = NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
+    log::warn!("test-ring-outside-pool: ring placed at {:#x}, outside its pool", pointer.as_ptr() as u64);
+    Some((pointer.as_ptr() as PhysAddr, pointer))
 }
 
 #[cfg(test)]

@@ -33,9 +33,12 @@ pub struct Board {
     pub private_ram_mib: u64,
     /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
     pub pool_ram_mib: u64,
+    /// The hostmem regions' RAM, a shared memfd the backend serves; the
+    /// board overlay reserves it (no-map) so the guest never uses it as RAM.
+    pub region_ram_mib: u64,
 }
 
-pub const BOARDS: &[Board] = &[Board { name: "qemu-virt", private_ram_mib: 128, pool_ram_mib: 16 }];
+pub const BOARDS: &[Board] = &[Board { name: "qemu-virt", private_ram_mib: 128, pool_ram_mib: 16, region_ram_mib: 16 }];
 
 impl Board {
     pub fn find(name: &str) -> Result<&'static Board> {
@@ -59,7 +62,7 @@ impl Board {
         if variant.el2 {
             machine.push_str(",virtualization=on");
         }
-        let total = self.private_ram_mib + self.pool_ram_mib;
+        let total = self.private_ram_mib + self.pool_ram_mib + self.region_ram_mib;
         [
             "-M",
             &machine,
@@ -75,6 +78,10 @@ impl Board {
             "node,nodeid=0,memdev=private",
             "-numa",
             "node,nodeid=1,memdev=pool",
+            "-object",
+            &format!("memory-backend-memfd,id=region,size={}M,share=on", self.region_ram_mib),
+            "-numa",
+            "node,nodeid=2,memdev=region",
             "-global",
             "virtio-mmio.force-legacy=false",
             // The default NIC is a PCI device that needs an option ROM the

@@ -2,6 +2,7 @@
 //! builds, board trees, and launching with a timeout. The `cargo xtask`
 //! binary and the QEMU integration tests (`tests/`) both use this library.
 
+pub mod backend;
 pub mod board;
 pub mod dtb;
 pub mod image;

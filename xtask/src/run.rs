@@ -22,6 +22,10 @@ pub struct Outcome {
     /// QEMU's own exit code (the guest's status under semihosting).
     pub qemu_status: Option<i32>,
     pub timed_out: bool,
+    /// What the vhost-user backend printed, if one ran.
+    pub backend_output: String,
+    /// Whether the backend stopped cleanly on SIGTERM, if one ran.
+    pub backend_clean_exit: Option<bool>,
 }
 
 impl Outcome {
@@ -116,5 +120,32 @@ pub fn run(launch: &Launch, timeout: Duration, echo: bool) -> Result<Outcome> {
     if timed_out && echo {
         println!("xtask: the guest did not finish within {} s; stopped it", timeout.as_secs());
     }
-    Ok(Outcome { console, exit_line_status, qemu_status, timed_out })
+    Ok(Outcome {
+        console,
+        exit_line_status,
+        qemu_status,
+        timed_out,
+        backend_output: String::new(),
+        backend_clean_exit: None,
+    })
+}
+
+/// Starts the hostmem backend, then the guest with the generic vhost-user
+/// device attached to it; stops the backend when the guest has ended.
+pub fn run_with_backend(
+    launch: &Launch,
+    backend: &crate::backend::BackendSpec,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Outcome> {
+    let binary = crate::backend::build()?;
+    let mut server = crate::backend::Backend::start(&binary, backend, echo)?;
+    let mut launch = launch.clone();
+    let mut extra = server.qemu_args(launch.qemu.generic_device, backend.max_instances);
+    extra.append(&mut launch.extra_args);
+    launch.extra_args = extra;
+    let mut outcome = run(&launch, timeout, echo)?;
+    outcome.backend_clean_exit = Some(server.stop());
+    outcome.backend_output = server.output();
+    Ok(outcome)
 }
