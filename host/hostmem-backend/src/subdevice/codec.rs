@@ -1,0 +1,180 @@
+//! Codec sub-device (docs/hostmem.md appendix A): DECODE turns a QOI image
+//! in the region into pixels in an output slot of the same region.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use hostmem_wire::codec::{DecodeMeta, FRAME_HEADER_SIZE, FrameInfo, Op};
+use hostmem_wire::zerocopy::IntoBytes;
+use hostmem_wire::{METADATA_SIZE, Notification, Status};
+
+use super::{Completion, Outcome, Subdevice};
+use crate::memory::RegionView;
+
+/// The QOI decoder.
+pub struct Codec {
+    dump_dir: Option<PathBuf>,
+}
+
+/// A decoded image.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// 3 (RGB) or 4 (RGBA).
+    pub channels: u8,
+    /// QOI colorspace byte.
+    pub colorspace: u8,
+    /// `width * height * channels` bytes, rows top to bottom.
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes a complete QOI file whose pixels must fit, with the frame
+/// header, in `capacity` bytes. Errors are the statuses appendix A
+/// prescribes: BAD_INPUT for anything malformed, NO_SPACE if the image does
+/// not fit (checked from the header, before anything is allocated),
+/// DEVICE_ERROR if memory for the pixels cannot be had.
+pub fn decode(input: &[u8], capacity: u64) -> Result<Decoded, Status> {
+    // qoi checks magic, channels (3/4), colorspace (0/1) and dimensions
+    // (non-zero, at most 400,000,000 pixels, the same limit as appendix A).
+    let header = qoi::decode_header(input).map_err(|_| Status::BadInput)?;
+    let (width, height) = (header.width, header.height);
+    let channels = header.channels.as_u8();
+    let colorspace = header.colorspace.as_u8();
+    let required = hostmem_wire::codec::required_capacity(width, height, channels).ok_or(Status::BadInput)?;
+    if required > capacity {
+        return Err(Status::NoSpace);
+    }
+    let size = usize::try_from(required - FRAME_HEADER_SIZE).map_err(|_| Status::NoSpace)?;
+    let mut pixels = Vec::new();
+    pixels.try_reserve_exact(size).map_err(|_| Status::DeviceError)?;
+    pixels.resize(size, 0);
+    // Fails on data ending before width * height pixels or a bad end
+    // marker; reads nothing outside `input`.
+    qoi::decode_to_buf(&mut pixels, input).map_err(|_| Status::BadInput)?;
+    Ok(Decoded { width, height, channels, colorspace, pixels })
+}
+
+impl Codec {
+    /// A codec that writes every decoded frame into `dump_dir` if given.
+    pub fn new(dump_dir: Option<PathBuf>) -> Self {
+        Self { dump_dir }
+    }
+
+    fn dump(&self, instance: u32, seq: u64, frame: &Decoded) {
+        let Some(dir) = &self.dump_dir else { return };
+        let ext = if frame.channels == 4 { "pam" } else { "ppm" };
+        let path = dir.join(format!("frame-i{instance}-s{seq:06}.{ext}"));
+        match write_netpbm(&path, frame) {
+            Ok(()) => log::info!("codec instance {instance}: frame {seq} written to {}", path.display()),
+            Err(e) => log::warn!("codec instance {instance}: cannot write {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Writes a frame as binary PPM (RGB) or PAM (RGBA), formats image viewers
+/// and converters (GIMP, ImageMagick, netpbm) open without extra crates.
+pub fn write_netpbm(path: &Path, frame: &Decoded) -> std::io::Result<()> {
+    let mut out = BufWriter::new(File::create(path)?);
+    if frame.channels == 4 {
+        write!(
+            out,
+            "P7\nWIDTH {}\nHEIGHT {}\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n",
+            frame.width, frame.height
+        )?;
+    } else {
+        write!(out, "P6\n{} {}\n255\n", frame.width, frame.height)?;
+    }
+    out.write_all(&frame.pixels)?;
+    out.flush()
+}
+
+impl Subdevice for Codec {
+    fn id(&self) -> (u32, u32, u32) {
+        (hostmem_wire::codec::VENDOR_ID, hostmem_wire::codec::DEVICE_ID, hostmem_wire::codec::REVISION)
+    }
+
+    fn create_instance(&mut self, _instance: u32) -> Result<(), Status> {
+        Ok(())
+    }
+
+    fn handle(&mut self, instance: u32, n: &Notification, region: &RegionView) -> Outcome {
+        let seq = n.seq.get();
+        // Every ERROR answering a DECODE carries a failed frame header,
+        // whichever check failed (appendix A); other opcodes carry zeros.
+        let refuse =
+            |status: Status| Outcome::Failed { status, metadata: FrameInfo::failed(seq, status).to_metadata() };
+        if let Err(e) = Op::try_from(n.opcode.get()) {
+            log::debug!("codec instance {instance}: {e}");
+            return Outcome::Failed { status: Status::Unsupported, metadata: [0; METADATA_SIZE] };
+        }
+        let meta = DecodeMeta::from_metadata(n.metadata);
+        let (input_offset, input_size) = (n.offset.get(), n.size.get());
+        // Reserved zero, output aligned, inside the region, disjoint from
+        // the input, at least a header: otherwise nothing is written.
+        if let Err(e) = meta.check(region.len(), input_offset, input_size) {
+            log::debug!("codec instance {instance}: DECODE {seq} refused: {e}");
+            return refuse(e.status());
+        }
+        let out_offset = meta.output_offset.get();
+        let capacity = meta.output_capacity.get();
+        // Work on a copy so the driver cannot change the input mid-decode.
+        let input = match region.read(input_offset, input_size) {
+            Ok(v) => v,
+            Err(e) => return refuse(e.status()),
+        };
+        let result = decode(&input, capacity).and_then(|frame| {
+            FrameInfo::decoded(seq, frame.width, frame.height, frame.channels, frame.colorspace)
+                .map(|info| (frame, info))
+                .map_err(|e| e.status())
+        });
+        match result {
+            Ok((frame, info)) => {
+                let pixels_at = out_offset.saturating_add(FRAME_HEADER_SIZE);
+                // Pixels first, then the header (appendix A), both inside
+                // the checked output slot.
+                let written =
+                    region.write(pixels_at, &frame.pixels).and_then(|()| region.write(out_offset, info.as_bytes()));
+                if let Err(e) = written {
+                    log::error!("codec instance {instance}: write of checked slot failed: {e}");
+                    return Outcome::Failed { status: Status::DeviceError, metadata: [0; METADATA_SIZE] };
+                }
+                log::debug!(
+                    "codec instance {instance}: DECODE {seq}: {}x{}x{} -> {out_offset:#x}",
+                    frame.width,
+                    frame.height,
+                    frame.channels
+                );
+                self.dump(instance, seq, &frame);
+                Outcome::Done(Completion {
+                    offset: pixels_at,
+                    size: info.pixels_size.get(),
+                    metadata: info.to_metadata(),
+                })
+            }
+            Err(status) => {
+                log::info!("codec instance {instance}: DECODE {seq} failed: {status:?}");
+                let info = FrameInfo::failed(seq, status);
+                if matches!(status, Status::BadInput | Status::NoSpace)
+                    && let Err(e) = region.write(out_offset, info.as_bytes())
+                {
+                    log::error!("codec instance {instance}: write of checked slot failed: {e}");
+                }
+                Outcome::Failed { status, metadata: info.to_metadata() }
+            }
+        }
+    }
+
+    fn destroy_instance(&mut self, _instance: u32) {}
+
+    fn error_metadata(&self, opcode: Option<u32>, seq: u64, status: Status) -> [u8; METADATA_SIZE] {
+        if opcode == Some(u32::from(Op::Decode)) {
+            FrameInfo::failed(seq, status).to_metadata()
+        } else {
+            [0; METADATA_SIZE]
+        }
+    }
+}

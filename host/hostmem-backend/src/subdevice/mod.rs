@@ -1,0 +1,131 @@
+//! Sub-devices: the use cases behind the device (docs/hostmem.md §2.1).
+//!
+//! The device core does everything the spec requires of every sub-device
+//! (queue, instance, `seq` and `offset`/`size` checks, events, completion
+//! words). A [`Subdevice`] implementation only interprets opcode and
+//! metadata and works on its own [`RegionView`]; it is never given anything
+//! else, so it cannot reach another sub-device's region.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use hostmem_wire::{METADATA_SIZE, Notification, Status};
+
+use crate::memory::RegionView;
+
+pub mod codec;
+pub mod echo;
+
+/// Result of a successful notification: what the COMPLETION event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Offset of the result in the region.
+    pub offset: u64,
+    /// Size of the result.
+    pub size: u64,
+    /// Sub-device-specific event metadata.
+    pub metadata: [u8; METADATA_SIZE],
+}
+
+/// What became of a notification the device core accepted for a
+/// sub-device (docs/hostmem.md §9.5: once accepted, a notification
+/// completes, successfully or not, and its `seq` is recorded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Completed successfully: COMPLETION event (if due), completion word.
+    Done(Completion),
+    /// Completed with a failure (unknown opcode, bad metadata, corrupt
+    /// input...): ERROR event carrying `metadata`, completion word.
+    Failed {
+        /// Why.
+        status: Status,
+        /// Sub-device-specific event metadata.
+        metadata: [u8; METADATA_SIZE],
+    },
+    /// The sub-device cannot serve this instance any more: INSTANCE_LOST.
+    Lost(Status),
+}
+
+/// One sub-device implementation. One object serves all instances of its
+/// sub-device; per-instance state, if any, is keyed by instance id.
+pub trait Subdevice: Send {
+    /// (vendor_id, device_id, revision) of the protocol it speaks.
+    fn id(&self) -> (u32, u32, u32);
+
+    /// Sets up instance `instance` (CREATE). An error becomes DEVICE_ERROR
+    /// and nothing is created.
+    fn create_instance(&mut self, instance: u32) -> Result<(), Status>;
+
+    /// Handles one notification of `instance`. The core has already checked
+    /// the instance, flags, `seq` and that (`offset`, `size`) lies in
+    /// `region`; everything else (opcode, metadata, further ranges) is the
+    /// sub-device's to check, before it touches the region.
+    fn handle(&mut self, instance: u32, notification: &Notification, region: &RegionView) -> Outcome;
+
+    /// Forgets instance `instance` (DESTROY, reset, INSTANCE_LOST).
+    fn destroy_instance(&mut self, instance: u32);
+
+    /// Metadata of an ERROR event for a notification with `opcode` (if it
+    /// was long enough to have one) that failed with `status`, including
+    /// the generic checks the core makes. Zero unless the protocol says
+    /// otherwise.
+    fn error_metadata(&self, _opcode: Option<u32>, _seq: u64, _status: Status) -> [u8; METADATA_SIZE] {
+        [0; METADATA_SIZE]
+    }
+}
+
+/// The sub-device implementations this daemon has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubdeviceKind {
+    /// Appendix A: QOI decoder.
+    Codec,
+    /// Appendix B: copy within the region (tests).
+    Echo,
+}
+
+impl SubdeviceKind {
+    /// (vendor_id, device_id, revision).
+    pub fn identity(self) -> (u32, u32, u32) {
+        match self {
+            Self::Codec => {
+                (hostmem_wire::codec::VENDOR_ID, hostmem_wire::codec::DEVICE_ID, hostmem_wire::codec::REVISION)
+            }
+            Self::Echo => (hostmem_wire::echo::VENDOR_ID, hostmem_wire::echo::DEVICE_ID, hostmem_wire::echo::REVISION),
+        }
+    }
+
+    /// SubdeviceEntry flags (appendices A and B: 0, not exclusive).
+    pub fn flags(self) -> u32 {
+        0
+    }
+
+    /// A fresh implementation object.
+    pub fn instantiate(self, dump_frames: Option<&Path>) -> Box<dyn Subdevice> {
+        match self {
+            Self::Codec => Box::new(codec::Codec::new(dump_frames.map(Path::to_path_buf))),
+            Self::Echo => Box::new(echo::Echo),
+        }
+    }
+}
+
+impl fmt::Display for SubdeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Codec => "codec",
+            Self::Echo => "echo",
+        })
+    }
+}
+
+impl FromStr for SubdeviceKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "codec" => Ok(Self::Codec),
+            "echo" => Ok(Self::Echo),
+            other => Err(format!("unknown sub-device kind {other:?} (known: codec, echo)")),
+        }
+    }
+}
