@@ -17,6 +17,7 @@ pub mod dma;
 pub mod exit;
 pub mod harness;
 pub mod heap;
+pub mod hostmem;
 pub mod interrupts;
 pub mod virtio;
 

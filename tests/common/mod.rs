@@ -1,3 +1,6 @@
+// Each test binary uses part of this module.
+#![allow(dead_code)]
+
 //! Booting images under QEMU from host tests, through the xtask library.
 
 use std::collections::HashMap;
@@ -78,5 +81,34 @@ pub fn boot_with_tree(
     };
     let outcome = xtask::run::run(&launch, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
     println!("--- console of {} ({}) ---\n{}--- end ---", launch.image.display(), variant.label(), outcome.console);
+    outcome
+}
+
+/// Boots `spec` with the hostmem backend attached (NUMA split: the backend
+/// sees only the pool and region nodes).
+pub fn boot_with_backend(
+    spec: ImageBuild,
+    variant: Variant,
+    bootargs: &[&str],
+    backend: &xtask::backend::BackendSpec,
+) -> Outcome {
+    let launch = Launch {
+        qemu: qemu(),
+        board: Board::find("qemu-virt").expect("qemu-virt is a known board"),
+        variant,
+        image: image(spec),
+        dtb: tree(variant, &[]),
+        bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
+        extra_args: Vec::new(),
+    };
+    let outcome =
+        xtask::run::run_with_backend(&launch, backend, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
+    println!(
+        "--- console of {} ({}) ---\n{}--- backend ---\n{}--- end ---",
+        launch.image.display(),
+        variant.label(),
+        outcome.console,
+        outcome.backend_output
+    );
     outcome
 }

@@ -17,12 +17,37 @@ pub const ENTRY_SIZE: usize = 24;
 /// cheaply (verification against the build-time reference decoder, not a
 /// security measure).
 pub fn digest(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut digest = Digest::new();
+    digest.update(bytes);
+    digest.finish()
+}
+
+/// [`digest`] over data that arrives in pieces (the guest hashes decoded
+/// pixels straight out of the shared region, a chunk at a time).
+#[derive(Clone, Copy, Debug)]
+pub struct Digest(u64);
+
+impl Digest {
+    pub const fn new() -> Self {
+        Digest(0xcbf2_9ce4_8422_2325)
     }
-    hash
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Why a clip blob was refused.

@@ -53,7 +53,9 @@ pub struct Cli {
 
     /// Test fault: `stall-after=N` stops answering notifications after N of
     /// them; `bad-region` publishes sub-device 0's region at the pool's base
-    /// so a driver's config validation must refuse the device. Repeatable.
+    /// so a driver's config validation must refuse the device;
+    /// `corrupt-frame=N` corrupts the input of the codec's N-th DECODE so
+    /// it fails with BAD_INPUT. Repeatable.
     #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
     pub faults: Vec<Fault>,
 
@@ -74,6 +76,8 @@ pub enum Fault {
     StallAfter(u64),
     /// `bad-region`.
     BadRegion,
+    /// `corrupt-frame=N`.
+    CorruptFrame(u64),
 }
 
 impl Cli {
@@ -84,6 +88,7 @@ impl Cli {
             match *fault {
                 Fault::StallAfter(n) => faults.stall_after = Some(n),
                 Fault::BadRegion => faults.bad_region = true,
+                Fault::CorruptFrame(n) => faults.corrupt_frame = Some(n),
             }
         }
         DeviceSetup::new(SetupParams {
@@ -149,8 +154,9 @@ pub fn parse_region(s: &str) -> Result<(SubdeviceKind, GuestWindow), String> {
 pub fn parse_fault(s: &str) -> Result<Fault, String> {
     match s.split_once('=') {
         Some(("stall-after", n)) => Ok(Fault::StallAfter(parse_number(n)?)),
+        Some(("corrupt-frame", n)) => Ok(Fault::CorruptFrame(parse_number(n)?)),
         None if s == "bad-region" => Ok(Fault::BadRegion),
-        _ => Err(format!("unknown fault {s:?} (known: stall-after=N, bad-region)")),
+        _ => Err(format!("unknown fault {s:?} (known: stall-after=N, bad-region, corrupt-frame=N)")),
     }
 }
 

@@ -92,7 +92,11 @@ enum Pop {
 impl Device {
     /// A device with no instances and no memory yet.
     pub fn new(setup: Arc<DeviceSetup>) -> Self {
-        let subdevices = setup.subdevices().iter().map(|s| s.kind.instantiate(setup.dump_frames())).collect();
+        let subdevices = setup
+            .subdevices()
+            .iter()
+            .map(|s| s.kind.instantiate(setup.dump_frames(), setup.faults().corrupt_frame))
+            .collect();
         let instances = vec![Slot::Free; setup.max_instances() as usize];
         let ring_refusals = vec![None; setup.queue_count()];
         Self {

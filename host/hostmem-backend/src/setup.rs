@@ -106,6 +106,10 @@ pub struct Faults {
     /// DMA pool) so the driver's config validation must refuse the device.
     /// The backend still serves the real region internally.
     pub bad_region: bool,
+    /// Corrupt the input of the codec's N-th DECODE (1-based, counted per
+    /// connection) before decoding it, so the driver's handling of a frame
+    /// the host cannot decode runs.
+    pub corrupt_frame: Option<u64>,
 }
 
 /// Everything needed to build [`DeviceSetup`]; what the CLI produces.

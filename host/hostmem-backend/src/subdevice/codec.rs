@@ -15,6 +15,9 @@ use crate::memory::RegionView;
 /// The QOI decoder.
 pub struct Codec {
     dump_dir: Option<PathBuf>,
+    /// Test fault: corrupt the input of this DECODE (1-based).
+    corrupt_frame: Option<u64>,
+    decodes: u64,
 }
 
 /// A decoded image.
@@ -61,7 +64,13 @@ pub fn decode(input: &[u8], capacity: u64) -> Result<Decoded, Status> {
 impl Codec {
     /// A codec that writes every decoded frame into `dump_dir` if given.
     pub fn new(dump_dir: Option<PathBuf>) -> Self {
-        Self { dump_dir }
+        Self { dump_dir, corrupt_frame: None, decodes: 0 }
+    }
+
+    /// Test fault `corrupt-frame=N`.
+    pub fn with_corrupt_frame(mut self, corrupt_frame: Option<u64>) -> Self {
+        self.corrupt_frame = corrupt_frame;
+        self
     }
 
     fn dump(&self, instance: u32, seq: u64, frame: &Decoded) {
@@ -122,10 +131,16 @@ impl Subdevice for Codec {
         let out_offset = meta.output_offset.get();
         let capacity = meta.output_capacity.get();
         // Work on a copy so the driver cannot change the input mid-decode.
-        let input = match region.read(input_offset, input_size) {
+        let mut input = match region.read(input_offset, input_size) {
             Ok(v) => v,
             Err(e) => return refuse(e.status()),
         };
+        self.decodes += 1;
+        if self.corrupt_frame == Some(self.decodes) {
+            log::warn!("codec instance {instance}: fault corrupt-frame: corrupting DECODE {seq}");
+            // Keep the header, cut the pixel stream short: a truncated frame.
+            input.truncate(input.len().min(14 + 16));
+        }
         let result = decode(&input, capacity).and_then(|frame| {
             FrameInfo::decoded(seq, frame.width, frame.height, frame.channels, frame.colorspace)
                 .map(|info| (frame, info))

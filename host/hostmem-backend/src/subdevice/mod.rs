@@ -101,9 +101,11 @@ impl SubdeviceKind {
     }
 
     /// A fresh implementation object.
-    pub fn instantiate(self, dump_frames: Option<&Path>) -> Box<dyn Subdevice> {
+    pub fn instantiate(self, dump_frames: Option<&Path>, corrupt_frame: Option<u64>) -> Box<dyn Subdevice> {
         match self {
-            Self::Codec => Box::new(codec::Codec::new(dump_frames.map(Path::to_path_buf))),
+            Self::Codec => {
+                Box::new(codec::Codec::new(dump_frames.map(Path::to_path_buf)).with_corrupt_frame(corrupt_frame))
+            }
             Self::Echo => Box::new(echo::Echo),
         }
     }
