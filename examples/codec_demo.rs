@@ -24,7 +24,7 @@ use codec_clip::{Clip, Digest};
 use hostmem_wire::Status;
 use hostmem_wire::codec::{self, DecodeMeta, FrameInfo, SlotLayout};
 use tidepool::arch::aarch64::timer;
-use tidepool::hostmem::{Hostmem, Instance, Notification, Options};
+use tidepool::hostmem::{Hostmem, HostmemError, Instance, Notification, Options};
 use tidepool::virtio::probe::{self, DmaPolicy};
 use tidepool::{Boot, dma, println};
 use virtio_drivers::Hal;
@@ -186,9 +186,15 @@ fn finish<H: Hal>(
     pending: &InFlight,
     timeout: Duration,
 ) -> Result<bool, String> {
-    hostmem
-        .wait_completion(instance, pending.seq, timeout)
-        .map_err(|error| alloc::format!("frame {}: {error}", pending.frame))?;
+    match hostmem.wait_completion(instance, pending.seq, timeout) {
+        Ok(()) => {}
+        // The host answered with an error for this frame: report it, go on.
+        Err(HostmemError::NotificationFailed { status, .. }) => {
+            println!("frame {:3}: host could not decode it: {status:?}", pending.frame);
+            return Ok(false);
+        }
+        Err(error) => return Err(alloc::format!("frame {}: {error}", pending.frame)),
+    }
     let region = hostmem.region(codec).map_err(text)?;
     let mut header = [0u8; codec::FRAME_HEADER_SIZE as usize];
     region.read(pending.output.0, &mut header).map_err(text)?;

@@ -25,3 +25,65 @@ fn codec_demo_decodes_every_frame_zero_copy() {
     assert_eq!(outcome.console.matches(" verified\n").count(), 30, "one line per frame");
     assert_eq!(outcome.exit_line_status, Some(0));
 }
+
+fn backend_with(extra: &[&str]) -> BackendSpec {
+    let mut spec = BackendSpec::default();
+    spec.args.extend(extra.iter().map(|s| s.to_string()));
+    spec
+}
+
+#[test]
+fn a_frame_the_host_cannot_decode_is_reported_and_playback_goes_on() {
+    let outcome = common::boot_with_backend(
+        ImageBuild::new("codec_demo"),
+        Variant::default(),
+        &[],
+        &backend_with(&["--fault", "corrupt-frame=5"]),
+    );
+    assert!(outcome.has_line("frame   4: host could not decode it: BadInput"));
+    assert!(outcome.console.contains("frame  29: "), "playback must go on after the bad frame");
+    assert!(outcome.has_line("codec: summary: 29 verified, 1 failed, of 30 frames"));
+    assert_eq!(outcome.exit_line_status, Some(1), "not every frame verified");
+}
+
+#[test]
+fn a_host_that_stops_answering_times_out() {
+    let outcome = common::boot_with_backend(
+        ImageBuild::new("codec_demo"),
+        Variant::default(),
+        &["codec.timeout_ms=1000"],
+        &backend_with(&["--fault", "stall-after=3"]),
+    );
+    let error = outcome.console.lines().find(|line| line.starts_with("codec: error: ")).expect("an error line");
+    assert!(error.contains("frame 3") && error.to_lowercase().contains("time"), "{error}");
+    assert!(!outcome.timed_out, "the guest must give up by itself");
+    assert_eq!(outcome.exit_line_status, Some(1));
+}
+
+#[test]
+fn a_region_published_over_the_pool_refuses_the_device() {
+    let outcome = common::boot_with_backend(
+        ImageBuild::new("codec_demo"),
+        Variant::default(),
+        &[],
+        &backend_with(&["--fault", "bad-region"]),
+    );
+    let error = outcome.console.lines().find(|line| line.starts_with("codec: error: ")).expect("an error line");
+    assert!(error.contains("shmid 0") && error.contains("pool"), "{error}");
+    assert!(!outcome.console.contains(" verified\n"), "no frame may be played");
+    assert_eq!(outcome.exit_line_status, Some(1));
+}
+
+#[test]
+fn a_ring_outside_the_pool_is_caught() {
+    let mut image = ImageBuild::new("hostmem_echo");
+    image.features.push("test-ring-outside-pool".into());
+    let outcome = common::boot_with_backend(image, Variant::default(), &[], &BackendSpec::default());
+    assert!(outcome.console.contains("test-ring-outside-pool: ring placed at"), "the sabotage did not happen");
+    // The backend sees only the pool and region nodes: it cannot map the
+    // ring, refuses SET_VRING_ADDR, and QEMU gives up on the device.
+    assert!(outcome.backend_output.contains("Missing memory mapping"), "the backend did not refuse the ring");
+    assert!(outcome.console.contains("Error starting vhost-user-base"), "QEMU did not report the failed start");
+    assert!(!outcome.has_line("2 passed, 0 failed"), "a misplaced ring must not go unnoticed");
+    assert_ne!(outcome.status(), 0);
+}

@@ -22,11 +22,20 @@ pub struct ImageBuild {
     pub release: bool,
     /// Extra cargo features of the `tidepool` crate (test-only switches).
     pub features: Vec<String>,
+    /// Images for the codec clip (`TIDEPOOL_CODEC_FRAMES`, read by build.rs)
+    /// instead of the procedural clip.
+    pub codec_frames: Option<PathBuf>,
 }
 
 impl ImageBuild {
     pub fn new(name: &str) -> Self {
-        ImageBuild { name: name.into(), board: "qemu-virt".into(), release: true, features: Vec::new() }
+        ImageBuild {
+            name: name.into(),
+            board: "qemu-virt".into(),
+            release: true,
+            features: Vec::new(),
+            codec_frames: None,
+        }
     }
 
     /// Where the image goes; features are part of the name so that variants
@@ -36,6 +45,9 @@ impl ImageBuild {
         for feature in &self.features {
             file.push('+');
             file.push_str(feature);
+        }
+        if self.codec_frames.is_some() {
+            file.push_str("+frames");
         }
         paths::out_dir().join("images").join(format!("{file}.bin"))
     }
@@ -60,6 +72,10 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
         .arg("--target-dir")
         .arg(&target_dir)
         .env("TIDEPOOL_BOARD", &spec.board);
+    match &spec.codec_frames {
+        Some(dir) => cargo.env("TIDEPOOL_CODEC_FRAMES", dir),
+        None => cargo.env_remove("TIDEPOOL_CODEC_FRAMES"),
+    };
     if spec.release {
         cargo.arg("--release");
     }

@@ -16,7 +16,8 @@ Commands:
                         create the generic vhost-user device (cached)
   build [IMAGE]         build examples/IMAGE.rs as a raw arm64 Image
   dtb [BOARD]           dump QEMU's tree for BOARD and apply the board overlay
-  run [IMAGE]           build IMAGE and boot it under QEMU; exits with the
+  run [IMAGE]           build IMAGE and boot it under QEMU (with the hostmem
+                        backend for images that use it); exits with the
                         guest's status
   test                  run every test: host unit tests, the device-tree
                         mutation test and the QEMU integration tests
@@ -28,8 +29,19 @@ Options:
   --debug               build without optimisations
   --timeout SECONDS     stop the guest after this long (default 60)
   --bootargs WORDS      extra kernel command line words (e.g. tidepool.log=debug)
+  --frames DIR          codec images: play the .qoi/.png/.ppm files of DIR
+                        (one size) instead of the built-in procedural clip
+  --dump-frames DIR     the backend writes every decoded frame to DIR as a
+                        PPM/PAM image you can open
+  --no-backend          do not start the hostmem backend
 
-IMAGE defaults to hello.";
+IMAGE defaults to codec_demo, the end-to-end demo.
+
+Images that use the hostmem device (codec_demo, hostmem_echo, codec_bench)
+run with the vhost-user backend (host/hostmem-backend) attached.";
+
+/// Images that drive the hostmem device and so need the backend.
+const BACKEND_IMAGES: &[&str] = &["codec_demo", "hostmem_echo", "codec_bench"];
 
 #[derive(Debug)]
 struct Options {
@@ -40,6 +52,9 @@ struct Options {
     release: bool,
     timeout: Duration,
     bootargs: Vec<String>,
+    frames: Option<std::path::PathBuf>,
+    dump_frames: Option<std::path::PathBuf>,
+    no_backend: bool,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -50,8 +65,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
         board: "qemu-virt".into(),
         variant: Variant::default(),
         release: true,
-        timeout: Duration::from_secs(60),
+        timeout: Duration::from_secs(120),
         bootargs: Vec::new(),
+        frames: None,
+        dump_frames: None,
+        no_backend: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| Error(format!("{name} needs a value")));
@@ -72,6 +90,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
                 options.timeout = Duration::from_secs(seconds);
             }
             "--bootargs" => options.bootargs.extend(value("--bootargs")?.split_whitespace().map(String::from)),
+            "--frames" => options.frames = Some(absolute(value("--frames")?)?),
+            "--dump-frames" => options.dump_frames = Some(absolute(value("--dump-frames")?)?),
+            "--no-backend" => options.no_backend = true,
             "-h" | "--help" => options.command = "help".into(),
             flag if flag.starts_with('-') => bail!("unknown option `{flag}` (see `cargo xtask help`)"),
             _ if options.target.is_none() => options.target = Some(arg),
@@ -82,10 +103,20 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
 }
 
 fn image_build(options: &Options) -> ImageBuild {
-    let mut spec = ImageBuild::new(options.target.as_deref().unwrap_or("hello"));
+    let mut spec = ImageBuild::new(options.target.as_deref().unwrap_or("codec_demo"));
     spec.board = options.board.clone();
     spec.release = options.release;
+    spec.codec_frames = options.frames.clone();
     spec
+}
+
+/// Paths given on the command line, made absolute (builds run elsewhere).
+fn absolute(path: String) -> Result<std::path::PathBuf> {
+    let path = std::path::PathBuf::from(path);
+    if path.is_absolute() {
+        return Ok(path);
+    }
+    Ok(std::env::current_dir()?.join(path))
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -120,7 +151,18 @@ fn real_main() -> Result<ExitCode> {
                 bootargs: options.bootargs.clone(),
                 extra_args: Vec::new(),
             };
-            let outcome = xtask::run::run(&launch, options.timeout, true)?;
+            let spec = image_build(&options);
+            let outcome = if BACKEND_IMAGES.contains(&spec.name.as_str()) && !options.no_backend {
+                let mut backend = xtask::backend::BackendSpec::default();
+                if let Some(dir) = &options.dump_frames {
+                    std::fs::create_dir_all(dir)?;
+                    backend.args.push("--dump-frames".into());
+                    backend.args.push(dir.display().to_string());
+                }
+                xtask::run::run_with_backend(&launch, &backend, options.timeout, true)?
+            } else {
+                xtask::run::run(&launch, options.timeout, true)?
+            };
             let status = outcome.status();
             return Ok(ExitCode::from(u8::try_from(status).unwrap_or(1).max(u8::from(status != 0))));
         }
