@@ -3,7 +3,8 @@
 //! The runtime always prints `tidepool: exit status N` as its last line, so
 //! a launcher can read the status from the console. With semihosting enabled
 //! (`tidepool.exit=semihosting` on the command line) QEMU's own exit code is
-//! the status too; otherwise the image powers off through PSCI SYSTEM_OFF.
+//! the status too; otherwise (`tidepool.exit=psci`, or nothing) the image
+//! powers off through PSCI SYSTEM_OFF.
 
 use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
@@ -30,7 +31,10 @@ static CONDUIT: AtomicU32 = AtomicU32::new(0);
 
 /// How the image ends, from the command line and the `/psci` conduit.
 pub fn configure(bootargs: &str, conduit: Option<Conduit>) {
-    let semihosting = bootargs.split_ascii_whitespace().any(|arg| arg == "tidepool.exit=semihosting");
+    // The last `tidepool.exit=` word wins, so a launcher's default can be
+    // overridden by words appended after it.
+    let method = bootargs.split_ascii_whitespace().filter_map(|arg| arg.strip_prefix("tidepool.exit=")).last();
+    let semihosting = method == Some("semihosting");
     METHOD.store(if semihosting { METHOD_SEMIHOSTING } else { METHOD_PSCI }, Ordering::Relaxed);
     let conduit = match conduit {
         None => 0,

@@ -95,3 +95,19 @@ fn a_guest_that_never_ends_is_stopped_by_the_timeout() {
     assert_eq!(outcome.status(), 124);
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "the timeout did not stop the guest");
 }
+
+#[test]
+fn without_semihosting_the_image_powers_off_through_psci() {
+    for el2 in [false, true] {
+        // EL1 guests reach QEMU's PSCI over HVC, EL2 guests over SMC. The
+        // image fails on purpose: through PSCI, QEMU itself exits 0 and only
+        // the exit line carries the status (semihosting would make it 1).
+        let outcome = common::boot("harness_selftest", Variant { gic_version: 3, el2 }, &["tidepool.exit=psci"], &[]);
+        assert!(outcome.has_line("2 passed, 1 failed"));
+        assert_eq!(outcome.exit_line_status, Some(1));
+        assert!(!outcome.console.contains("SYSTEM_OFF failed"));
+        assert!(!outcome.timed_out, "SYSTEM_OFF must end QEMU");
+        assert_eq!(outcome.qemu_status, Some(0), "QEMU was ended by PSCI, not semihosting");
+        assert_eq!(outcome.status(), 1, "the launcher takes the status from the exit line");
+    }
+}

@@ -87,3 +87,26 @@ fn a_ring_outside_the_pool_is_caught() {
     assert!(!outcome.has_line("2 passed, 0 failed"), "a misplaced ring must not go unnoticed");
     assert_ne!(outcome.status(), 0);
 }
+
+#[test]
+fn the_demo_plays_a_directory_of_the_users_images() {
+    let dir = xtask::paths::out_dir().join("test-user-frames");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for index in 0..3u32 {
+        let (width, height) = (64u32, 48u32);
+        let mut ppm = format!("P6\n{width} {height}\n255\n").into_bytes();
+        for y in 0..height {
+            for x in 0..width {
+                ppm.extend([(x * 4) as u8, (y * 5) as u8, (index * 80 + (x ^ y)) as u8]);
+            }
+        }
+        std::fs::write(dir.join(format!("user-{index}.ppm")), ppm).unwrap();
+    }
+    let mut image = ImageBuild::new("codec_demo");
+    image.codec_frames = Some(dir);
+    let outcome = common::boot_with_backend(image, Variant::default(), &[], &BackendSpec::default());
+    assert!(outcome.console.contains("codec: clip of 3 frames 64x48x3"));
+    assert!(outcome.has_line("codec: summary: 3 verified, 0 failed, of 3 frames"));
+    assert_eq!(outcome.exit_line_status, Some(0));
+}
