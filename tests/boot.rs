@@ -79,15 +79,7 @@ fn a_hostile_tree_fails_the_boot_with_a_message() {
 fn a_guest_that_never_ends_is_stopped_by_the_timeout() {
     let spec = xtask::image::ImageBuild::new("hang");
     let variant = Variant::default();
-    let launch = xtask::qemu::Launch {
-        qemu: xtask::setup::require_qemu().unwrap(),
-        board: xtask::board::Board::find("qemu-virt").unwrap(),
-        variant,
-        image: common::image(spec),
-        dtb: common::tree(variant, &[]),
-        bootargs: Vec::new(),
-        extra_args: Vec::new(),
-    };
+    let launch = common::launch(spec, variant, common::tree(variant, &[]), &[], &[]);
     let started = std::time::Instant::now();
     let outcome = xtask::run::run(&launch, std::time::Duration::from_secs(3), false).unwrap();
     assert!(outcome.timed_out);

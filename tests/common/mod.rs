@@ -63,14 +63,9 @@ pub fn boot_spec(spec: ImageBuild, variant: Variant, bootargs: &[&str], extra_ar
     boot_with_tree(spec, variant, tree(variant, &[]), bootargs, extra_args)
 }
 
-pub fn boot_with_tree(
-    spec: ImageBuild,
-    variant: Variant,
-    dtb: PathBuf,
-    bootargs: &[&str],
-    extra_args: &[&str],
-) -> Outcome {
-    let launch = Launch {
+/// How the tests launch an image on qemu-virt.
+pub fn launch(spec: ImageBuild, variant: Variant, dtb: PathBuf, bootargs: &[&str], extra_args: &[&str]) -> Launch {
+    Launch {
         qemu: qemu(),
         board: Board::find("qemu-virt").expect("qemu-virt is a known board"),
         variant,
@@ -78,7 +73,17 @@ pub fn boot_with_tree(
         dtb,
         bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
         extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-    };
+    }
+}
+
+pub fn boot_with_tree(
+    spec: ImageBuild,
+    variant: Variant,
+    dtb: PathBuf,
+    bootargs: &[&str],
+    extra_args: &[&str],
+) -> Outcome {
+    let launch = launch(spec, variant, dtb, bootargs, extra_args);
     let outcome = xtask::run::run(&launch, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
     println!("--- console of {} ({}) ---\n{}--- end ---", launch.image.display(), variant.label(), outcome.console);
     outcome
@@ -92,15 +97,7 @@ pub fn boot_with_backend(
     bootargs: &[&str],
     backend: &xtask::backend::BackendSpec,
 ) -> Outcome {
-    let launch = Launch {
-        qemu: qemu(),
-        board: Board::find("qemu-virt").expect("qemu-virt is a known board"),
-        variant,
-        image: image(spec),
-        dtb: tree(variant, &[]),
-        bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
-        extra_args: Vec::new(),
-    };
+    let launch = launch(spec, variant, tree(variant, &[]), bootargs, &[]);
     let outcome =
         xtask::run::run_with_backend(&launch, backend, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
     println!(
