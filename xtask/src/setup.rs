@@ -108,6 +108,15 @@ fn stamp_matches() -> bool {
 /// Installs missing host packages and makes sure a usable QEMU exists.
 pub fn setup() -> Result<Qemu> {
     install_apt_packages(APT_PACKAGES)?;
+    if let Some(path) = std::env::var_os("TIDEPOOL_QEMU") {
+        // An explicit choice is never silently replaced by a build.
+        return probe(Path::new(&path)).ok_or_else(|| {
+            Error(format!(
+                "TIDEPOOL_QEMU={} is not a QEMU that can create the generic vhost-user device",
+                PathBuf::from(&path).display()
+            ))
+        });
+    }
     if let Some(qemu) = find_qemu() {
         println!("setup: using {} ({})", qemu.binary.display(), qemu.generic_device);
         return Ok(qemu);
