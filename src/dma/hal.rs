@@ -151,7 +151,10 @@ mod tests {
         // SAFETY: two pages just allocated.
         let bytes = unsafe { core::slice::from_raw_parts(vaddr.as_ptr(), 8192) };
         assert!(bytes.iter().all(|&b| b == 0));
+        // SAFETY: the allocation above, freed once; the second call is the
+        // double free the Hal must refuse without touching memory.
         assert_eq!(unsafe { PoolHal::<5>::dma_dealloc(paddr, vaddr, 2) }, 0);
+        // SAFETY: see above.
         assert_eq!(unsafe { PoolHal::<5>::dma_dealloc(paddr, vaddr, 2) }, -1, "double free must be refused");
     }
 
@@ -160,14 +163,19 @@ mod tests {
         let memory = host_pool_memory(4);
         register(6, memory).unwrap();
         let mut request = *b"read sector 7";
+        // SAFETY (this and the calls below): live, exclusively borrowed
+        // buffers, unshared with the address share returned for them.
         let paddr = unsafe { PoolHal::<6>::share(NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
         assert_ne!(paddr, request.as_ptr() as u64, "the device must get a copy");
         assert!(memory.contains_range(&crate::devicetree::Range::new(paddr, 13).unwrap()));
         let mut response = [0u8; 8];
+        // SAFETY: as above.
         let out = unsafe { PoolHal::<6>::share(NonNull::from(&mut response[..]), BufferDirection::DeviceToDriver) };
         // SAFETY: the bounce buffer of `response`, written as a device would.
         unsafe { core::ptr::copy_nonoverlapping(b"answer!!".as_ptr(), out as *mut u8, 8) };
+        // SAFETY: as for share above.
         unsafe { PoolHal::<6>::unshare(out, NonNull::from(&mut response[..]), BufferDirection::DeviceToDriver) };
+        // SAFETY: as for share above.
         unsafe { PoolHal::<6>::unshare(paddr, NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
         assert_eq!(&response, b"answer!!");
         let stats = super::super::with_pool(6, |pool| pool.stats()).unwrap();

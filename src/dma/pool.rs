@@ -377,8 +377,17 @@ pub(crate) mod tests {
         assert!(pool.stats().high_water_bytes >= 64 * PAGE_SIZE);
     }
 
-    fn buffer(data: &mut [u8]) -> NonNull<[u8]> {
-        NonNull::from(data)
+    /// `bounce_in` of a live test buffer.
+    fn bounce_in(pool: &mut Pool, data: &mut [u8], direction: Direction) -> u64 {
+        // SAFETY: `data` is a live, exclusively borrowed buffer.
+        unsafe { pool.bounce_in(NonNull::from(data), direction) }.unwrap()
+    }
+
+    /// `bounce_out` of a live test buffer.
+    fn bounce_out(pool: &mut Pool, address: u64, data: &mut [u8], direction: Direction) {
+        // SAFETY: `data` is a live, exclusively borrowed buffer, and `address`
+        // is what `bounce_in` returned for it.
+        unsafe { pool.bounce_out(address, NonNull::from(data), direction) }.unwrap()
     }
 
     #[test]
@@ -386,25 +395,25 @@ pub(crate) mod tests {
         let mut pool = Pool::new(host_pool_memory(8)).unwrap();
         let mut source = *b"to the device";
         // DriverToDevice: copied in, not back.
-        let address = unsafe { pool.bounce_in(buffer(&mut source), Direction::DriverToDevice) }.unwrap();
+        let address = bounce_in(&mut pool, &mut source, Direction::DriverToDevice);
         assert_eq!(bytes(address, source.len()), b"to the device");
         fill(address, source.len(), b'x');
-        unsafe { pool.bounce_out(address, buffer(&mut source), Direction::DriverToDevice) }.unwrap();
+        bounce_out(&mut pool, address, &mut source, Direction::DriverToDevice);
         assert_eq!(&source, b"to the device");
 
         // DeviceToDriver: the device sees zeroes, the driver gets what it wrote.
         let mut sink = [0xeeu8; 16];
-        let address = unsafe { pool.bounce_in(buffer(&mut sink), Direction::DeviceToDriver) }.unwrap();
+        let address = bounce_in(&mut pool, &mut sink, Direction::DeviceToDriver);
         assert!(bytes(address, 16).iter().all(|&b| b == 0), "guest bytes leaked to the device");
         fill(address, 4, 7);
-        unsafe { pool.bounce_out(address, buffer(&mut sink), Direction::DeviceToDriver) }.unwrap();
+        bounce_out(&mut pool, address, &mut sink, Direction::DeviceToDriver);
         assert_eq!(sink, [7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
         // Both: in and out.
         let mut both = *b"abcd";
-        let address = unsafe { pool.bounce_in(buffer(&mut both), Direction::Both) }.unwrap();
+        let address = bounce_in(&mut pool, &mut both, Direction::Both);
         fill(address, 2, b'z');
-        unsafe { pool.bounce_out(address, buffer(&mut both), Direction::Both) }.unwrap();
+        bounce_out(&mut pool, address, &mut both, Direction::Both);
         assert_eq!(&both, b"zzcd");
         let stats = pool.stats();
         assert_eq!(stats.bounces, 3);
@@ -417,13 +426,13 @@ pub(crate) mod tests {
     fn nothing_stale_reaches_a_later_buffer() {
         let mut pool = Pool::new(host_pool_memory(1)).unwrap();
         let mut secret = [0x5au8; 64];
-        let address = unsafe { pool.bounce_in(buffer(&mut secret), Direction::DriverToDevice) }.unwrap();
-        unsafe { pool.bounce_out(address, buffer(&mut secret), Direction::DriverToDevice) }.unwrap();
+        let address = bounce_in(&mut pool, &mut secret, Direction::DriverToDevice);
+        bounce_out(&mut pool, address, &mut secret, Direction::DriverToDevice);
         // Same page again, for a device-to-driver buffer the device leaves alone.
         let mut sink = [0u8; 64];
-        let again = unsafe { pool.bounce_in(buffer(&mut sink), Direction::DeviceToDriver) }.unwrap();
+        let again = bounce_in(&mut pool, &mut sink, Direction::DeviceToDriver);
         assert_eq!(again, address);
-        unsafe { pool.bounce_out(again, buffer(&mut sink), Direction::DeviceToDriver) }.unwrap();
+        bounce_out(&mut pool, again, &mut sink, Direction::DeviceToDriver);
         assert!(sink.iter().all(|&b| b == 0), "earlier bytes leaked");
     }
 
@@ -435,8 +444,8 @@ pub(crate) mod tests {
         pool.alloc_pages(1).unwrap(); // the pool is now full...
         let mut data = [1u8; 100];
         // ...but the reserved page still serves the bounce.
-        let address = unsafe { pool.bounce_in(buffer(&mut data), Direction::DriverToDevice) }.unwrap();
-        unsafe { pool.bounce_out(address, buffer(&mut data), Direction::DriverToDevice) }.unwrap();
+        let address = bounce_in(&mut pool, &mut data, Direction::DriverToDevice);
+        bounce_out(&mut pool, address, &mut data, Direction::DriverToDevice);
         pool.reserve(10).unwrap();
         pool.release_reservations();
         assert_eq!(pool.free_pages(), 1);
