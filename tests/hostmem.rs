@@ -110,3 +110,41 @@ fn the_demo_plays_a_directory_of_the_users_images() {
     assert!(outcome.has_line("codec: summary: 3 verified, 0 failed, of 3 frames"));
     assert_eq!(outcome.exit_line_status, Some(0));
 }
+
+/// Reads `key=value` out of a `bench: path=...` line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+}
+
+#[test]
+fn the_copy_path_bounces_every_payload_byte_and_the_hostmem_path_none() {
+    let outcome = common::boot_with_backend(
+        ImageBuild::new("codec_bench"),
+        Variant::default(),
+        &["bench.rounds=1", "bench.warmup=0"],
+        &BackendSpec::default(),
+    );
+    assert_eq!(outcome.exit_line_status, Some(0), "every frame of both paths must verify");
+    let line = |path: &str| {
+        let prefix = format!("bench: path={path} ");
+        outcome
+            .console
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {path} line"))
+            .to_string()
+    };
+    let (hostmem, copy) = (line("hostmem"), line("copy"));
+    assert_eq!(field(&hostmem, "frames"), 30);
+    assert_eq!(field(&copy, "frames"), 30);
+    // Zero-copy: only the 72-byte notifications went through the pool.
+    assert_eq!(field(&hostmem, "transport_bytes"), 30 * 72);
+    // The conventional path bounces each compressed frame in and each decoded
+    // frame (with its 32-byte header) out.
+    let payload = field(&copy, "bytes_in") + field(&copy, "bytes_out") + 30 * 32;
+    assert!(field(&copy, "transport_bytes") >= payload, "{copy}");
+    assert_eq!(field(&hostmem, "doorbells"), 30);
+}

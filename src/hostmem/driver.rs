@@ -219,6 +219,23 @@ struct NotifyQueue<H: Hal> {
     queue: VirtQueue<H, NOTIFY_QUEUE_SIZE>,
     /// Buffers the device has not given back yet.
     in_flight: Vec<(u16, Box<[u8; NOTIFICATION_LEN]>)>,
+    /// Chains that carry their data ([`Hostmem::notify_with_buffers`]), in
+    /// the order they were made available.
+    with_buffers: VecDeque<BufferChain>,
+}
+
+/// A notification chain with data buffers: notification and input
+/// device-readable, output device-writable.
+struct BufferChain {
+    token: u16,
+    /// The instance's serial, so a later instance on the queue never gets it.
+    serial: u64,
+    seq: u64,
+    notification: Box<[u8; NOTIFICATION_LEN]>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// The used length, clamped to the output, once the device used it.
+    used: Option<usize>,
 }
 
 /// Everything the device may access in guest memory. Freed only after the
@@ -866,7 +883,29 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
         };
         while let Some(token) = notify.queue.peek_used() {
             let Some(position) = notify.in_flight.iter().position(|(t, _)| *t == token) else {
-                return Err(HostmemError::BadUsed { queue, reason: UsedReason::UnknownToken(token) });
+                let Some(chain) = notify.with_buffers.iter_mut().find(|c| c.token == token && c.used.is_none()) else {
+                    return Err(HostmemError::BadUsed { queue, reason: UsedReason::UnknownToken(token) });
+                };
+                let before = dma::with_pool(self.pool_slot, |pool| pool.stats().bytes_bounced).unwrap_or(0);
+                // As `notify_with_buffers` added them (no empty input).
+                let inputs: &[&[u8]] = if chain.input.is_empty() {
+                    &[&chain.notification[..]]
+                } else {
+                    &[&chain.notification[..], &chain.input[..]]
+                };
+                let mut outputs = [&mut chain.output[..]];
+                // SAFETY: the buffers `add` got for this token, untouched
+                // since (owned by the chain). Unsharing copies the output
+                // back from its bounce buffer.
+                let popped = unsafe { notify.queue.pop_used(token, inputs, &mut outputs) };
+                let bounced = dma::with_pool(self.pool_slot, |pool| pool.stats().bytes_bounced).unwrap_or(0);
+                self.counters.bytes_copied_by_transport += bounced.saturating_sub(before);
+                match popped {
+                    // The device's used length is not trusted.
+                    Ok(used) => chain.used = Some((used as usize).min(chain.output.len())),
+                    Err(error) => return Err(HostmemError::BadUsed { queue, reason: UsedReason::Pop(error) }),
+                }
+                continue;
             };
             let (token, bytes) = notify.in_flight.swap_remove(position);
             let inputs = [&bytes[..]];
@@ -879,6 +918,154 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
             }
         }
         Ok(())
+    }
+
+    /// Sends a notification whose data travels in its own chain, the
+    /// conventional virtio way (docs/hostmem.md appendix A.3): the chain is
+    /// [notification | `input`] device-readable, then `output`
+    /// device-writable. Both buffers are bounced through the DMA pool (the
+    /// input copied in now, the output copied back when the chain is
+    /// completed), unlike region data. `offset` and `size` of
+    /// `notification` must be zero. The driver keeps both buffers until
+    /// [`Self::complete_with_buffers`] returns them. Returns the `seq`; does
+    /// not wait ([`HostmemError::QueueFull`] without room for 3 more
+    /// descriptors, [`HostmemError::PoolExhausted`] without room in the
+    /// pool for the bounces).
+    pub fn notify_with_buffers(
+        &mut self,
+        instance: &Instance,
+        notification: Notification,
+        input: Vec<u8>,
+        output: Vec<u8>,
+    ) -> Result<u64, HostmemError> {
+        let state = *self.state(instance)?;
+        if let Some(status) = state.lost {
+            return Err(HostmemError::InstanceLost { instance_id: instance.id, status });
+        }
+        if notification.offset != 0 || notification.size != 0 {
+            return Err(HostmemError::Range(WireError::NonZeroField { field: "Notification.offset/size" }));
+        }
+        if output.is_empty() {
+            return Err(HostmemError::Range(WireError::ShortBuffer { needed: 1, got: 0 }));
+        }
+        let seq = state.last_sent.checked_add(1).ok_or(HostmemError::SeqNotSent {
+            instance_id: instance.id,
+            seq: u64::MAX,
+            last_sent: state.last_sent,
+        })?;
+        self.reap_notify(instance.id)?;
+        let queue_index = notify_queue_index(instance.id);
+        let Some(notify) = self.rings.notify.get_mut(instance.id as usize) else {
+            return Err(HostmemError::StaleInstance { instance_id: instance.id });
+        };
+        if notify.queue.available_desc() < 3 {
+            return Err(HostmemError::QueueFull { queue: queue_index });
+        }
+        let flags = if notification.want_event { WireNotification::F_EVENT } else { 0 };
+        let wire = WireNotification::new(instance.id, notification.opcode, flags, seq, 0, 0, notification.metadata);
+        let mut bytes = Box::new([0u8; NOTIFICATION_LEN]);
+        bytes.copy_from_slice(wire.as_bytes());
+
+        let before = self.bounced();
+        // The pool hands a bounce the first reservation at least as large,
+        // in order, and swaps the last one into its place: reserving
+        // [notification, output, input] gives each of the bounces
+        // virtio-drivers makes (notification, input, output) its own.
+        let mut lens = Vec::from([NOTIFICATION_LEN, output.len()]);
+        if !input.is_empty() {
+            lens.push(input.len());
+        }
+        if let Err(error) = self.reserve(&lens) {
+            self.release_reservations();
+            return Err(error);
+        }
+        let mut chain =
+            BufferChain { token: 0, serial: state.serial, seq, notification: bytes, input, output, used: None };
+        let Some(notify) = self.rings.notify.get_mut(instance.id as usize) else {
+            return Err(HostmemError::StaleInstance { instance_id: instance.id });
+        };
+        let added = {
+            let inputs: &[&[u8]] = if chain.input.is_empty() {
+                &[&chain.notification[..]]
+            } else {
+                &[&chain.notification[..], &chain.input[..]]
+            };
+            // SAFETY: the buffers move into `with_buffers` with the chain
+            // (their heap memory does not move) and are not touched until
+            // `reap_notify` hands them back to `pop_used` for this token.
+            unsafe { notify.queue.add(inputs, &mut [&mut chain.output[..]]) }
+        };
+        chain.token = match added {
+            Ok(token) => token,
+            Err(error) => {
+                self.release_reservations();
+                return Err(HostmemError::Queue { queue: queue_index, error });
+            }
+        };
+        notify.with_buffers.push_back(chain);
+        self.doorbell_if_needed(u32::from(queue_index));
+        self.account(before);
+        self.counters.notifications += 1;
+        if let Some(Some(state)) = self.instances.get_mut(instance.id as usize) {
+            state.last_sent = seq;
+        }
+        Ok(seq)
+    }
+
+    /// Waits up to `timeout` for the oldest chain sent with
+    /// [`Self::notify_with_buffers`] on `instance` to be used, takes it back
+    /// (which copies the output back from the pool) and returns its `seq`,
+    /// the input and output buffers and the used length, clamped to the
+    /// output: the bytes the device says it wrote, still to be checked
+    /// (`hostmem_wire::codec::check_inline_result`). Polls the used ring
+    /// (memory only). With a completion word, it then waits for the word to
+    /// reach the `seq` and reports an ERROR event for it as
+    /// [`HostmemError::NotificationFailed`] (the buffers are dropped).
+    pub fn complete_with_buffers(
+        &mut self,
+        instance: &Instance,
+        timeout: Duration,
+    ) -> Result<(u64, Vec<u8>, Vec<u8>, usize), HostmemError> {
+        let state = *self.state(instance)?;
+        let deadline = Deadline::after(timeout);
+        let chain = loop {
+            self.reap_notify(instance.id)?;
+            let Some(notify) = self.rings.notify.get_mut(instance.id as usize) else {
+                return Err(HostmemError::StaleInstance { instance_id: instance.id });
+            };
+            // Chains of an earlier instance on this queue: all used by
+            // DESTROY (§8.4), never handed to this one.
+            while notify.with_buffers.front().is_some_and(|c| c.serial != state.serial && c.used.is_some()) {
+                notify.with_buffers.pop_front();
+            }
+            match notify.with_buffers.front() {
+                None => {
+                    return Err(HostmemError::SeqNotSent {
+                        instance_id: instance.id,
+                        seq: state.last_sent.saturating_add(1),
+                        last_sent: state.last_sent,
+                    });
+                }
+                Some(chain) if chain.used.is_some() && chain.serial == state.serial => {
+                    if let Some(chain) = notify.with_buffers.pop_front() {
+                        break chain;
+                    }
+                }
+                Some(_) => {}
+            }
+            if deadline.passed() {
+                self.drain_events()?;
+                if let Some(status) = self.state(instance)?.lost {
+                    return Err(HostmemError::InstanceLost { instance_id: instance.id, status });
+                }
+                return Err(HostmemError::Timeout { what: "a used notification chain" });
+            }
+            self.pause(0, false);
+        };
+        if state.completion_offset.is_some() {
+            self.wait_completion(instance, chain.seq, timeout)?;
+        }
+        Ok((chain.seq, chain.input, chain.output, chain.used.unwrap_or(0)))
     }
 
     // --- completion words ---
@@ -1263,7 +1450,7 @@ fn create_rings<H: Hal, R: Registers>(
     for id in 0..queues {
         let index = notify_queue_index(id);
         match VirtQueue::new(transport, index, false, false) {
-            Ok(queue) => notify.push(NotifyQueue { queue, in_flight: Vec::new() }),
+            Ok(queue) => notify.push(NotifyQueue { queue, in_flight: Vec::new(), with_buffers: VecDeque::new() }),
             Err(error) => return Err(abandon(transport, (config, event, notify), index, error)),
         }
     }

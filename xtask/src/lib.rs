@@ -3,6 +3,7 @@
 //! binary and the QEMU integration tests (`tests/`) both use this library.
 
 pub mod backend;
+pub mod bench;
 pub mod board;
 pub mod dtb;
 pub mod image;

@@ -21,6 +21,13 @@ Commands:
                         guest's status
   test                  run every test: host unit tests, the device-tree
                         mutation test and the QEMU integration tests
+  bench codec           decode the codec clip three ways and print a table:
+                        (a) hostmem zero-copy and (b) virtqueue copy through
+                        the DMA pool, both in the guest (examples/codec_bench,
+                        guest clock), and (c) the host decoder alone (host
+                        clock); --bootargs bench.rounds=R (default 5),
+                        bench.depth=D, bench.copy_depth=D; --frames DIR
+                        (see docs/benchmarks.md)
 
 Options:
   --board NAME          board (default qemu-virt)
@@ -165,6 +172,23 @@ fn real_main() -> Result<ExitCode> {
             };
             let status = outcome.status();
             return Ok(ExitCode::from(u8::try_from(status).unwrap_or(1).max(u8::from(status != 0))));
+        }
+        "bench" => {
+            let bench = xtask::bench::BenchOptions {
+                board: options.board.clone(),
+                variant: options.variant,
+                release: options.release,
+                timeout: options.timeout,
+                bootargs: options.bootargs.clone(),
+                frames: options.frames.clone(),
+            };
+            match options.target.as_deref() {
+                Some("codec") => xtask::bench::codec(&bench)?,
+                // Path (c) alone; `bench codec` runs it in a release build.
+                Some("codec-native") => xtask::bench::codec_native(&bench)?,
+                Some(other) => bail!("unknown benchmark `{other}` (known: codec)"),
+                None => bail!("name a benchmark: `cargo xtask bench codec`"),
+            }
         }
         "test" => {
             xtask::setup::setup()?;

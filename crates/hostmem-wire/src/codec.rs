@@ -30,6 +30,11 @@ wire_enum! {
         /// Decode the QOI image at (`offset`, `size`) into the output slot
         /// named by [`DecodeMeta`].
         Decode = 1,
+        /// Decode the QOI image that follows the notification in the
+        /// chain's device-readable part into the chain's device-writable
+        /// part (appendix A.3): the conventional virtio copy path, with
+        /// `offset`, `size` and `metadata` zero.
+        DecodeInline = 2,
     }
 }
 
@@ -184,6 +189,28 @@ impl FrameInfo {
     }
 }
 
+/// Driver-side check of a DECODE_INLINE result (appendix A.3): `output` is
+/// the device-writable buffer the driver gave (its length is the capacity),
+/// `used` the used length the device reported. Returns the frame header of a
+/// decoded image, whose pixels are `output[32..32 + pixels_size]`. A failure
+/// the device reported in the header becomes [`WireError::Failed`]; a used
+/// length beyond the buffer, shorter than a header, or other than
+/// `32 + pixels_size` for a decoded image is an error.
+pub fn check_inline_result(output: &[u8], used: u64, seq: u64) -> Result<FrameInfo, WireError> {
+    let capacity = output.len() as u64;
+    if used > capacity {
+        return Err(WireError::Inconsistent { field: "DECODE_INLINE used length" });
+    }
+    // `used` is at most `output.len()`, so it fits in usize.
+    let written = output.get(..used as usize).unwrap_or_default();
+    let info = FrameInfo::read(written)?;
+    info.check(seq, capacity)?;
+    if FRAME_HEADER_SIZE.checked_add(info.pixels_size.get()) != Some(used) {
+        return Err(WireError::Inconsistent { field: "DECODE_INLINE used length" });
+    }
+    Ok(info)
+}
+
 /// `width * height * channels` for a decodable image: non-empty, at most
 /// [`MAX_PIXELS`], 3 or 4 channels; `None` otherwise.
 pub fn pixels_size(width: u32, height: u32, channels: u8) -> Option<u64> {
@@ -271,4 +298,56 @@ fn slot(base: u64, size: u64, count: u32, index: u32) -> Option<(u64, u64)> {
     }
     let offset = u64::from(index).checked_mul(size)?.checked_add(base)?;
     Some((offset, size))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::vec;
+    use std::vec::Vec;
+
+    use zerocopy::IntoBytes;
+
+    use super::*;
+
+    fn reply(info: &FrameInfo, capacity: usize) -> Vec<u8> {
+        let mut output = vec![0xaa; capacity];
+        output[..32].copy_from_slice(info.as_bytes());
+        output
+    }
+
+    #[test]
+    fn inline_results_are_checked_against_the_used_length() {
+        let info = FrameInfo::decoded(7, 4, 2, 3, 0).unwrap();
+        let output = reply(&info, 32 + 24);
+        assert_eq!(check_inline_result(&output, 56, 7), Ok(info));
+        // A bigger buffer than needed is fine; the used length must match.
+        let roomy = reply(&info, 4096);
+        assert_eq!(check_inline_result(&roomy, 56, 7), Ok(info));
+        for used in [0, 31, 32, 55, 57, 4096] {
+            assert!(check_inline_result(&roomy, used, 7).is_err(), "used {used}");
+        }
+        assert!(check_inline_result(&output, 57, 7).is_err(), "used beyond the buffer");
+        assert!(check_inline_result(&output, 56, 8).is_err(), "stale seq");
+        let small = reply(&info, 40);
+        assert!(check_inline_result(&small, 40, 7).is_err(), "pixels would not fit");
+    }
+
+    #[test]
+    fn inline_failures_carry_the_status() {
+        let failed = FrameInfo::failed(3, Status::BadInput);
+        let output = reply(&failed, 64);
+        assert_eq!(check_inline_result(&output, 32, 3), Err(WireError::Failed(Status::BadInput)));
+        let mut lying = FrameInfo::decoded(3, 4, 2, 3, 0).unwrap();
+        lying.pixels_size = U64::new(1);
+        assert!(check_inline_result(&reply(&lying, 64), 33, 3).is_err());
+    }
+
+    #[test]
+    fn decode_inline_is_opcode_2() {
+        assert_eq!(u32::from(Op::DecodeInline), 2);
+        assert_eq!(Op::try_from(2), Ok(Op::DecodeInline));
+        assert_eq!(Op::try_from(3), Err(WireError::UnknownOpcode(3)));
+    }
 }

@@ -107,7 +107,7 @@ fn codes_round_trip_and_reject_unknown() {
     assert_eq!(Opcode::try_from(5), Err(WireError::UnknownOpcode(5)));
     assert_eq!(EventType::try_from(0), Err(WireError::UnknownEventType(0)));
     assert_eq!(EventType::try_from(4), Err(WireError::UnknownEventType(4)));
-    assert_eq!(codec::Op::try_from(2), Err(WireError::UnknownOpcode(2)));
+    assert_eq!(codec::Op::try_from(3), Err(WireError::UnknownOpcode(3)));
     assert_eq!(echo::Op::try_from(1), Ok(echo::Op::Copy));
     assert_eq!(WireError::UnknownOpcode(9).status(), Status::Unsupported);
     assert_eq!(Status::Ok.into_result(), Ok(()));

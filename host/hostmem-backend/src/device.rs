@@ -441,20 +441,51 @@ impl Device {
             let bytes =
                 if chain.readable_outside.is_none() { chain.gather(pool, NOTIFICATION_LEN) } else { Vec::new() };
             // The device writes nothing into a notification buffer; it is
-            // the driver's again as soon as it has been read.
-            complete(vring, pool, queue, chain.head, 0);
+            // the driver's again as soon as it has been read. A chain that
+            // carries its data and room for the result (appendix A.3) is
+            // made used once the result is written, before its event.
+            let mut deferred = (!chain.writable.is_empty() && self.takes_buffers(id, &bytes)).then_some(chain.head);
+            if deferred.is_none() {
+                complete(vring, pool, queue, chain.head, 0);
+            }
             taken = true;
             // Region reads below must see every driver write made before the
             // notification was made available.
             fence(Ordering::Acquire);
-            self.notification(id, &chain, &bytes, vrings, views);
+            self.notification(id, &chain, &bytes, &mut deferred, vrings, views);
+            // Discarded (instance not live) or otherwise not answered.
+            release_chain(id, &mut deferred, 0, vrings, pool);
         }
         if taken {
             signal(vring, pool, queue);
         }
     }
 
-    fn notification(&mut self, id: u32, chain: &Chain, bytes: &[u8], vrings: &[Vring], views: &MemoryViews) {
+    /// Whether the notification in `bytes` has an opcode whose chain
+    /// carries its data, for instance `id`'s sub-device.
+    fn takes_buffers(&self, id: u32, bytes: &[u8]) -> bool {
+        let opcode = bytes.get(4..8).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
+        match (self.instance(id), opcode) {
+            (Some(instance), Some(opcode)) if bytes.len() >= NOTIFICATION_LEN => {
+                self.subdevices.get(instance.subdevice).is_some_and(|s| s.takes_buffers(opcode))
+            }
+            _ => false,
+        }
+    }
+
+    /// Answers one notification. `deferred` holds the head of a chain that
+    /// carries its data and is not used yet; it is made used (with the
+    /// bytes written into it) before any event or completion word answers
+    /// it.
+    fn notification(
+        &mut self,
+        id: u32,
+        chain: &Chain,
+        bytes: &[u8],
+        deferred: &mut Option<u16>,
+        vrings: &[Vring],
+        views: &MemoryViews,
+    ) {
         let Some(instance) = self.instance(id) else {
             // Not allocated: §8.4 forbids events after DESTROY and §9.5 lets
             // the device drop this one. Lost: discarded without events
@@ -470,7 +501,9 @@ impl Device {
 
         // §9.5 step 1: failures after which `seq` cannot be trusted get an
         // ERROR event and nothing else (no `seq` recorded, no word).
-        if chain.is_defective() || !chain.writable.is_empty() || bytes.len() < NOTIFICATION_LEN {
+        // Device-writable buffers only in a chain that carries its data.
+        let writable_allowed = deferred.is_some();
+        if chain.is_defective() || (!chain.writable.is_empty() && !writable_allowed) || bytes.len() < NOTIFICATION_LEN {
             log::warn!(
                 "instance {id}: malformed notification chain {} ({} readable bytes, {} writable, defective: {})",
                 chain.head,
@@ -478,6 +511,7 @@ impl Device {
                 chain.writable_len(),
                 chain.is_defective()
             );
+            release_chain(id, deferred, 0, vrings, pool);
             self.refuse(id, index, opcode, seq, Status::BadRequest, vrings, pool);
             return;
         }
@@ -486,10 +520,12 @@ impl Device {
         let check = notification.check(id, instance.last_seq, region_len);
         if let Err(e @ (WireError::InstanceMismatch { .. } | WireError::BadSequence { .. })) = check {
             log::info!("instance {id}: notification {seq} refused: {e}");
+            release_chain(id, deferred, 0, vrings, pool);
             self.refuse(id, index, opcode, seq, e.status(), vrings, pool);
             return;
         }
         let Some(region) = views.region(index) else {
+            release_chain(id, deferred, 0, vrings, pool);
             self.lose_instance(id, Status::DeviceError, vrings, pool);
             return;
         };
@@ -501,11 +537,21 @@ impl Device {
                 let status = e.status();
                 Outcome::Failed { status, metadata: self.error_metadata(index, opcode, seq, status) }
             }
+            Ok(()) if writable_allowed => match self.subdevices.get_mut(index) {
+                Some(subdevice) => {
+                    let (outcome, written) = buffers_outcome(subdevice.as_mut(), id, &notification, chain, pool);
+                    release_chain(id, deferred, written, vrings, pool);
+                    outcome
+                }
+                None => Outcome::Lost(Status::DeviceError),
+            },
             Ok(()) => match self.subdevices.get_mut(index) {
                 Some(subdevice) => subdevice.handle(id, &notification, region),
                 None => Outcome::Lost(Status::DeviceError),
             },
         };
+        // Failed core checks of a chain that carries data: nothing written.
+        release_chain(id, deferred, 0, vrings, pool);
         let event = match outcome {
             Outcome::Lost(status) => {
                 self.lose_instance(id, status, vrings, pool);
@@ -624,6 +670,94 @@ impl Device {
             self.dropped
         );
         false
+    }
+}
+
+// ---- chains that carry their data (appendix A.3) ----
+
+/// Runs a notification whose chain carries its data: gathers the
+/// device-readable bytes after the notification, lets the sub-device decode
+/// them, and writes its result over the device-writable part. Returns the
+/// outcome and the bytes written (the used length). Each part may be at
+/// most as long as the pool window, which no chain of buffers inside the
+/// pool can honestly exceed; a longer one is BAD_REQUEST.
+fn buffers_outcome(
+    subdevice: &mut dyn Subdevice,
+    id: u32,
+    notification: &Notification,
+    chain: &Chain,
+    pool: &PoolView,
+) -> (Outcome, u32) {
+    let seq = notification.seq.get();
+    let opcode = Some(notification.opcode.get());
+    let failed = |subdevice: &dyn Subdevice, status| Outcome::Failed {
+        status,
+        metadata: subdevice.error_metadata(opcode, seq, status),
+    };
+    let limit = pool.window().len();
+    let (readable, capacity) = (chain.readable_len(), chain.writable_len());
+    let Ok(gather_len) = usize::try_from(readable) else { return (failed(subdevice, Status::BadRequest), 0) };
+    if readable > limit.saturating_add(NOTIFICATION_LEN as u64) || capacity > limit {
+        log::warn!(
+            "instance {id}: notification {seq}: chain of {readable} readable, {capacity} writable bytes refused"
+        );
+        return (failed(subdevice, Status::BadRequest), 0);
+    }
+    let bytes = chain.gather(pool, gather_len);
+    if bytes.len() != gather_len {
+        log::error!("instance {id}: notification {seq}: reading the chain's data failed");
+        return (failed(subdevice, Status::DeviceError), 0);
+    }
+    let input = bytes.get(NOTIFICATION_LEN..).unwrap_or_default();
+    let (outcome, pieces) = subdevice.handle_buffers(id, notification, input, capacity);
+    let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+    if total > capacity {
+        log::error!("instance {id}: notification {seq}: {total}-byte result for a {capacity}-byte buffer not written");
+        return (failed(subdevice, Status::DeviceError), 0);
+    }
+    match scatter_pieces(chain, pool, &pieces) {
+        // At most the pool window, so it fits in the used length.
+        Some(written) => (outcome, u32::try_from(written).unwrap_or(0)),
+        None => {
+            log::error!("instance {id}: notification {seq}: writing the result into the chain failed");
+            (failed(subdevice, Status::DeviceError), 0)
+        }
+    }
+}
+
+/// Writes `pieces`, one after another, over the device-writable part of
+/// `chain` from its start. Returns the bytes written, or `None` if the part
+/// is too short or a write fails.
+fn scatter_pieces(chain: &Chain, pool: &PoolView, pieces: &[Vec<u8>]) -> Option<u64> {
+    let mut segments = chain.writable.iter();
+    let mut current: Option<(u64, u32)> = None;
+    let mut written = 0u64;
+    for piece in pieces {
+        let mut rest = &piece[..];
+        while !rest.is_empty() {
+            let (addr, room) = match current {
+                Some((addr, room)) if room > 0 => (addr, room),
+                _ => segments.next().map(|s| (s.addr, s.len))?,
+            };
+            let n = rest.len().min(room as usize);
+            let (now, later) = rest.split_at(n);
+            pool.write(addr, now).ok()?;
+            // n <= room, a u32.
+            current = Some((addr + n as u64, room - n as u32));
+            written += n as u64;
+            rest = later;
+        }
+    }
+    Some(written)
+}
+
+/// Makes the deferred chain `deferred` of instance `id` used with `len`
+/// bytes written (once; later calls do nothing).
+fn release_chain(id: u32, deferred: &mut Option<u16>, len: u32, vrings: &[Vring], pool: &PoolView) {
+    let Some(head) = deferred.take() else { return };
+    let queue = FIRST_NOTIFY_QUEUE + id;
+    if let Some(vring) = vrings.get(queue as usize) {
+        complete(vring, pool, queue as u16, head, len);
     }
 }
 

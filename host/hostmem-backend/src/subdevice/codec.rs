@@ -1,5 +1,7 @@
 //! Codec sub-device (docs/hostmem.md appendix A): DECODE turns a QOI image
-//! in the region into pixels in an output slot of the same region.
+//! in the region into pixels in an output slot of the same region;
+//! DECODE_INLINE does the same with the image and the pixels in the
+//! notification's own chain (the copy path the benchmark compares with).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -73,6 +75,31 @@ impl Codec {
         self
     }
 
+    /// Decodes `input` (a private copy of the driver's bytes) for
+    /// notification `seq` into at most `capacity` bytes of header and
+    /// pixels, with the test fault `corrupt-frame` applied.
+    fn decode_frame(
+        &mut self,
+        instance: u32,
+        seq: u64,
+        input: &[u8],
+        capacity: u64,
+    ) -> Result<(Decoded, FrameInfo), Status> {
+        self.decodes += 1;
+        let input = if self.corrupt_frame == Some(self.decodes) {
+            log::warn!("codec instance {instance}: fault corrupt-frame: corrupting decode {seq}");
+            // Keep the header, cut the pixel stream short: a truncated frame.
+            &input[..input.len().min(14 + 16)]
+        } else {
+            input
+        };
+        decode(input, capacity).and_then(|frame| {
+            FrameInfo::decoded(seq, frame.width, frame.height, frame.channels, frame.colorspace)
+                .map(|info| (frame, info))
+                .map_err(|e| e.status())
+        })
+    }
+
     fn dump(&self, instance: u32, seq: u64, frame: &Decoded) {
         let Some(dir) = &self.dump_dir else { return };
         let ext = if frame.channels == 4 { "pam" } else { "ppm" };
@@ -116,9 +143,17 @@ impl Subdevice for Codec {
         // whichever check failed (appendix A); other opcodes carry zeros.
         let refuse =
             |status: Status| Outcome::Failed { status, metadata: FrameInfo::failed(seq, status).to_metadata() };
-        if let Err(e) = Op::try_from(n.opcode.get()) {
-            log::debug!("codec instance {instance}: {e}");
-            return Outcome::Failed { status: Status::Unsupported, metadata: [0; METADATA_SIZE] };
+        match Op::try_from(n.opcode.get()) {
+            Ok(Op::Decode) => {}
+            Ok(Op::DecodeInline) => {
+                // Reaches here only without a device-writable part (A.3).
+                log::info!("codec instance {instance}: DECODE_INLINE {seq} without an output buffer refused");
+                return refuse(Status::BadRequest);
+            }
+            Err(e) => {
+                log::debug!("codec instance {instance}: {e}");
+                return Outcome::Failed { status: Status::Unsupported, metadata: [0; METADATA_SIZE] };
+            }
         }
         let meta = DecodeMeta::from_metadata(n.metadata);
         let (input_offset, input_size) = (n.offset.get(), n.size.get());
@@ -131,22 +166,11 @@ impl Subdevice for Codec {
         let out_offset = meta.output_offset.get();
         let capacity = meta.output_capacity.get();
         // Work on a copy so the driver cannot change the input mid-decode.
-        let mut input = match region.read(input_offset, input_size) {
+        let input = match region.read(input_offset, input_size) {
             Ok(v) => v,
             Err(e) => return refuse(e.status()),
         };
-        self.decodes += 1;
-        if self.corrupt_frame == Some(self.decodes) {
-            log::warn!("codec instance {instance}: fault corrupt-frame: corrupting DECODE {seq}");
-            // Keep the header, cut the pixel stream short: a truncated frame.
-            input.truncate(input.len().min(14 + 16));
-        }
-        let result = decode(&input, capacity).and_then(|frame| {
-            FrameInfo::decoded(seq, frame.width, frame.height, frame.channels, frame.colorspace)
-                .map(|info| (frame, info))
-                .map_err(|e| e.status())
-        });
-        match result {
+        match self.decode_frame(instance, seq, &input, capacity) {
             Ok((frame, info)) => {
                 let pixels_at = out_offset.saturating_add(FRAME_HEADER_SIZE);
                 // Pixels first, then the header (appendix A), both inside
@@ -183,10 +207,65 @@ impl Subdevice for Codec {
         }
     }
 
+    fn takes_buffers(&self, opcode: u32) -> bool {
+        opcode == u32::from(Op::DecodeInline)
+    }
+
+    fn handle_buffers(
+        &mut self,
+        instance: u32,
+        n: &Notification,
+        input: &[u8],
+        capacity: u64,
+    ) -> (Outcome, Vec<Vec<u8>>) {
+        let seq = n.seq.get();
+        let refuse = |status: Status| {
+            (Outcome::Failed { status, metadata: FrameInfo::failed(seq, status).to_metadata() }, Vec::new())
+        };
+        if n.opcode.get() != u32::from(Op::DecodeInline) {
+            return (Outcome::Failed { status: Status::Unsupported, metadata: [0; METADATA_SIZE] }, Vec::new());
+        }
+        // The chain locates input and output: the region fields are unused
+        // and must be zero (A.3). Nothing is written on these refusals.
+        if n.offset.get() != 0 || n.size.get() != 0 || n.metadata != [0; METADATA_SIZE] {
+            log::info!("codec instance {instance}: DECODE_INLINE {seq} refused: non-zero offset, size or metadata");
+            return refuse(Status::BadRequest);
+        }
+        if capacity < FRAME_HEADER_SIZE {
+            log::info!("codec instance {instance}: DECODE_INLINE {seq} refused: {capacity}-byte output buffer");
+            return refuse(Status::NoSpace);
+        }
+        match self.decode_frame(instance, seq, input, capacity) {
+            Ok((frame, info)) => {
+                log::debug!(
+                    "codec instance {instance}: DECODE_INLINE {seq}: {}x{}x{} into the chain",
+                    frame.width,
+                    frame.height,
+                    frame.channels
+                );
+                self.dump(instance, seq, &frame);
+                // The result is in the chain, not the region: offset and
+                // size zero, the frame header as metadata.
+                let done = Outcome::Done(Completion { offset: 0, size: 0, metadata: info.to_metadata() });
+                (done, vec![info.as_bytes().to_vec(), frame.pixels])
+            }
+            Err(status) => {
+                log::info!("codec instance {instance}: DECODE_INLINE {seq} failed: {status:?}");
+                let info = FrameInfo::failed(seq, status);
+                let pieces = if matches!(status, Status::BadInput | Status::NoSpace) {
+                    vec![info.as_bytes().to_vec()]
+                } else {
+                    Vec::new()
+                };
+                (Outcome::Failed { status, metadata: info.to_metadata() }, pieces)
+            }
+        }
+    }
+
     fn destroy_instance(&mut self, _instance: u32) {}
 
     fn error_metadata(&self, opcode: Option<u32>, seq: u64, status: Status) -> [u8; METADATA_SIZE] {
-        if opcode == Some(u32::from(Op::Decode)) {
+        if opcode == Some(u32::from(Op::Decode)) || opcode == Some(u32::from(Op::DecodeInline)) {
             FrameInfo::failed(seq, status).to_metadata()
         } else {
             [0; METADATA_SIZE]

@@ -63,6 +63,33 @@ pub trait Subdevice: Send {
     /// sub-device's to check, before it touches the region.
     fn handle(&mut self, instance: u32, notification: &Notification, region: &RegionView) -> Outcome;
 
+    /// Whether notifications with `opcode` carry their data in their own
+    /// chain: device-readable bytes after the notification, and a
+    /// device-writable part for the result (appendix A.3, DECODE_INLINE).
+    /// The core then accepts device-writable buffers in such a chain and
+    /// makes it used only after [`Self::handle_buffers`], with the number
+    /// of bytes written.
+    fn takes_buffers(&self, _opcode: u32) -> bool {
+        false
+    }
+
+    /// Handles a notification whose chain carries its data
+    /// ([`Self::takes_buffers`]), after the same core checks as
+    /// [`Self::handle`]: `input` is the chain's device-readable bytes after
+    /// the 72-byte notification, `capacity` the length of its
+    /// device-writable part. Returns the outcome and the pieces to write,
+    /// one after another, from the start of the device-writable part (the
+    /// core refuses pieces longer than `capacity` in total).
+    fn handle_buffers(
+        &mut self,
+        _instance: u32,
+        _notification: &Notification,
+        _input: &[u8],
+        _capacity: u64,
+    ) -> (Outcome, Vec<Vec<u8>>) {
+        (Outcome::Failed { status: Status::Unsupported, metadata: [0; METADATA_SIZE] }, Vec::new())
+    }
+
     /// Forgets instance `instance` (DESTROY, reset, INSTANCE_LOST).
     fn destroy_instance(&mut self, instance: u32);
 

@@ -211,3 +211,266 @@ fn decode_function_limits() {
     big[8..12].copy_from_slice(&20_001u32.to_be_bytes());
     assert_eq!(decode(&big, u64::MAX).unwrap_err(), Status::BadInput);
 }
+
+// ---- DECODE_INLINE (appendix A.3): input and output in the chain ----
+
+const DECODE_INLINE: u32 = 2;
+
+fn inline_request(id: u32, seq: u64, flags: u32) -> Notification {
+    Notification::new(id, DECODE_INLINE, flags, seq, 0, 0, [0; 32])
+}
+
+/// Posts `segs` on instance `id`'s queue, kicks, and returns the used
+/// length of that chain (it must have been made used exactly once).
+fn inline_chain(h: &mut Harness<'_>, id: u32, segs: &[Seg]) -> u32 {
+    let q = 2 + id as usize;
+    let head = h.post(q, segs);
+    h.kick(q);
+    let used = h.take_used(q);
+    assert_eq!(used.iter().filter(|(h, _)| *h == head).count(), 1, "chain used once: {used:?}");
+    used.iter().find(|(h, _)| *h == head).map(|&(_, len)| len).unwrap()
+}
+
+/// The usual 3-part chain: notification, QOI bytes, output buffer of
+/// `capacity` bytes (pre-filled with 0xcc). Returns (used length, output
+/// address).
+fn inline_decode(h: &mut Harness<'_>, n: &Notification, qoi: &[u8], capacity: u32) -> (u32, u64) {
+    let notification = h.alloc(72);
+    h.write(notification, n.as_bytes());
+    let input = h.alloc(qoi.len() as u32);
+    h.write(input, qoi);
+    let output = h.alloc(capacity);
+    h.write(output, &vec![0xcc; capacity as usize]);
+    let id = n.instance_id.get();
+    let used =
+        inline_chain(h, id, &[(notification, 72, false), (input, qoi.len() as u32, false), (output, capacity, true)]);
+    (used, output)
+}
+
+#[test]
+fn decode_inline_decodes_into_the_chain() {
+    let guest = GuestLayout::new().unwrap();
+    let (mut h, id) = codec_harness(&guest);
+    for (seq, channels) in [(1u64, 3u8), (2, 4)] {
+        let pixels = image(37, 21, channels);
+        let qoi = qoi::encode_to_vec(&pixels, 37, 21).unwrap();
+        h.region_write(CODEC, INPUT, &[0x77; 64]);
+        let capacity = 32 + pixels.len() as u32 + 100;
+        let (used, output) = inline_decode(&mut h, &inline_request(id, seq, Notification::F_EVENT), &qoi, capacity);
+        assert_eq!(used, 32 + pixels.len() as u32, "used length: header plus pixels");
+        let written = h.read(output, capacity as usize);
+        let info = hostmem_wire::codec::check_inline_result(&written, u64::from(used), seq).unwrap();
+        assert_eq!((info.width.get(), info.height.get(), info.channels), (37, 21, channels));
+        assert_eq!(&written[32..used as usize], &pixels[..]);
+        assert_eq!(&written[used as usize..], &[0xcc; 100][..], "nothing past the result");
+        let event = one_event(&mut h);
+        assert_eq!(event.event_type().unwrap(), EventType::Completion, "{event:?}");
+        assert_eq!((event.offset.get(), event.size.get()), (0, 0), "the result is not in the region");
+        assert_eq!(FrameInfo::from_metadata(event.metadata), info);
+        assert_eq!(h.completion_word(CODEC, 0), seq);
+        assert_eq!(h.region_read(CODEC, INPUT, 64), [0x77; 64], "the region is not touched");
+    }
+    // Polling without events: the completion word alone.
+    let pixels = image(8, 8, 3);
+    let qoi = qoi::encode_to_vec(&pixels, 8, 8).unwrap();
+    let (used, _) = inline_decode(&mut h, &inline_request(id, 3, 0), &qoi, 32 + 192);
+    assert_eq!(used, 32 + 192);
+    assert!(h.events().is_empty());
+    assert_eq!(h.completion_word(CODEC, 0), 3);
+}
+
+#[test]
+fn decode_inline_takes_any_division_into_descriptors() {
+    let guest = GuestLayout::new().unwrap();
+    let (mut h, id) = codec_harness(&guest);
+    let pixels = image(20, 10, 3);
+    let qoi = qoi::encode_to_vec(&pixels, 20, 10).unwrap();
+    // Notification and the first QOI bytes in one buffer, the rest in two.
+    let mut readable = inline_request(id, 1, Notification::F_EVENT).as_bytes().to_vec();
+    readable.extend_from_slice(&qoi);
+    let (a, b, c) = (100u32, 7u32, readable.len() as u32 - 107);
+    let (ra, rb, rc) = (h.alloc(a), h.alloc(b), h.alloc(c));
+    h.write(ra, &readable[..100]);
+    h.write(rb, &readable[100..107]);
+    h.write(rc, &readable[107..]);
+    // Output in three pieces that split the header and the pixels.
+    let (wa, wb, wc) = (h.alloc(20), h.alloc(300), h.alloc(400));
+    let segs = [(ra, a, false), (rb, b, false), (rc, c, false), (wa, 20, true), (wb, 300, true), (wc, 400, true)];
+    let used = inline_chain(&mut h, id, &segs);
+    assert_eq!(used, 32 + 600);
+    let mut written = h.read(wa, 20);
+    written.extend(h.read(wb, 300));
+    written.extend(h.read(wc, 400));
+    hostmem_wire::codec::check_inline_result(&written, u64::from(used), 1).unwrap();
+    assert_eq!(&written[32..632], &pixels[..]);
+    assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
+}
+
+#[test]
+fn decode_inline_corrupt_frame_is_bad_input() {
+    let guest = GuestLayout::new().unwrap();
+    let (mut h, id) = codec_harness(&guest);
+    let good = qoi::encode_to_vec(image(8, 8, 4), 8, 8).unwrap();
+    let truncated = &good[..good.len() - 12];
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'x';
+    for (seq, input) in (1..).zip([truncated, &bad_magic[..], &[][..]]) {
+        let (used, output) = inline_decode(&mut h, &inline_request(id, seq, 0), input, 32 + 256);
+        assert_eq!(used, 32, "only the failed frame header is written");
+        let written = h.read(output, 32 + 256);
+        assert_eq!(FrameInfo::read(&written).unwrap(), FrameInfo::failed(seq, Status::BadInput));
+        assert_eq!(
+            hostmem_wire::codec::check_inline_result(&written, 32, seq),
+            Err(hostmem_wire::WireError::Failed(Status::BadInput))
+        );
+        let event = one_event(&mut h);
+        assert_error(&event, id, seq, Status::BadInput);
+        assert_eq!(FrameInfo::from_metadata(event.metadata), FrameInfo::failed(seq, Status::BadInput));
+        assert_eq!(h.completion_word(CODEC, 0), seq, "a failed decode still completes");
+    }
+    let (used, _) = inline_decode(&mut h, &inline_request(id, 9, 0), &good, 32 + 256);
+    assert_eq!(used, 32 + 256, "the instance still decodes");
+}
+
+#[test]
+fn decode_inline_output_too_small_is_no_space() {
+    let guest = GuestLayout::new().unwrap();
+    let (mut h, id) = codec_harness(&guest);
+    let pixels = image(16, 16, 4);
+    let qoi = qoi::encode_to_vec(&pixels, 16, 16).unwrap();
+    let exact = 32 + pixels.len() as u32;
+    // One byte short: a failed header, no pixels.
+    let (used, output) = inline_decode(&mut h, &inline_request(id, 1, 0), &qoi, exact - 1);
+    assert_eq!(used, 32);
+    let written = h.read(output, exact as usize - 1);
+    assert_eq!(FrameInfo::read(&written).unwrap(), FrameInfo::failed(1, Status::NoSpace));
+    assert!(written[32..].iter().all(|&b| b == 0xcc), "no pixels written");
+    assert_error(&one_event(&mut h), id, 1, Status::NoSpace);
+    // Below a header: nothing written at all.
+    let (used, output) = inline_decode(&mut h, &inline_request(id, 2, 0), &qoi, 31);
+    assert_eq!(used, 0);
+    assert_eq!(h.read(output, 31), [0xcc; 31]);
+    assert_error(&one_event(&mut h), id, 2, Status::NoSpace);
+    assert_eq!(h.completion_word(CODEC, 0), 2);
+    // Exactly enough works.
+    let (used, _) = inline_decode(&mut h, &inline_request(id, 3, 0), &qoi, exact);
+    assert_eq!(used, exact);
+}
+
+#[test]
+fn decode_inline_refuses_wrong_chain_shapes() {
+    let guest = GuestLayout::new().unwrap();
+    let (mut h, id) = codec_harness(&guest);
+    let qoi = qoi::encode_to_vec(image(4, 4, 3), 4, 4).unwrap();
+    let capacity = 32 + 48;
+    let parts = |h: &mut Harness<'_>, n: &Notification| {
+        let (notification, input, output) = (h.alloc(72), h.alloc(qoi.len() as u32), h.alloc(capacity));
+        h.write(notification, n.as_bytes());
+        h.write(input, &qoi);
+        h.write(output, &vec![0xcc; capacity as usize]);
+        (notification, input, output)
+    };
+    let len = qoi.len() as u32;
+
+    // No device-writable part: accepted (seq recorded), BAD_REQUEST.
+    let (n, i, _) = parts(&mut h, &inline_request(id, 1, 0));
+    assert_eq!(inline_chain(&mut h, id, &[(n, 72, false), (i, len, false)]), 0);
+    let event = one_event(&mut h);
+    assert_error(&event, id, 1, Status::BadRequest);
+    assert_eq!(FrameInfo::from_metadata(event.metadata), FrameInfo::failed(1, Status::BadRequest));
+    assert_eq!(h.completion_word(CODEC, 0), 1);
+
+    // Writable part first (readable after writable): malformed, step one.
+    let (n, i, o) = parts(&mut h, &inline_request(id, 2, 0));
+    assert_eq!(inline_chain(&mut h, id, &[(o, capacity, true), (n, 72, false), (i, len, false)]), 0);
+    assert_error(&one_event(&mut h), id, 2, Status::BadRequest);
+    assert_eq!(h.read(o, capacity as usize), vec![0xcc; capacity as usize], "nothing written");
+    assert_eq!(h.completion_word(CODEC, 0), 1, "seq not consumed");
+
+    // Writable part in the middle.
+    let (n, i, o) = parts(&mut h, &inline_request(id, 2, 0));
+    assert_eq!(inline_chain(&mut h, id, &[(n, 72, false), (o, capacity, true), (i, len, false)]), 0);
+    assert_error(&one_event(&mut h), id, 2, Status::BadRequest);
+    assert_eq!(h.completion_word(CODEC, 0), 1);
+
+    // DECODE (opcode 1) may not carry a writable part.
+    let decode = decode_request(id, 2, 0, 0x1000);
+    let (n, _, o) = parts(&mut h, &decode);
+    assert_eq!(inline_chain(&mut h, id, &[(n, 72, false), (o, capacity, true)]), 0);
+    assert_error(&one_event(&mut h), id, 2, Status::BadRequest);
+    assert_eq!(h.read(o, capacity as usize), vec![0xcc; capacity as usize]);
+
+    // A writable descriptor outside the pool: refused, never written.
+    let (n, i, _) = parts(&mut h, &inline_request(id, 2, 0));
+    let other_pool = crate::testing::POOL_NODE_BASE + 0x1000;
+    h.write(other_pool, &[0x5a; 16]);
+    assert_eq!(inline_chain(&mut h, id, &[(n, 72, false), (i, len, false), (other_pool, capacity, true)]), 0);
+    assert_error(&one_event(&mut h), id, 2, Status::BadRequest);
+    assert_eq!(h.read(other_pool, 16), [0x5a; 16]);
+
+    // Non-zero offset, size or metadata: BAD_REQUEST, nothing written.
+    let mut with_offset = inline_request(id, 2, 0);
+    with_offset.offset.set(0x1000);
+    let mut with_size = inline_request(id, 3, 0);
+    with_size.size.set(16);
+    let mut with_meta = inline_request(id, 4, 0);
+    with_meta.metadata[31] = 1;
+    for n in [with_offset, with_size, with_meta] {
+        let seq = n.seq.get();
+        let (used, output) = inline_decode(&mut h, &n, &qoi, capacity);
+        assert_eq!(used, 0);
+        assert_eq!(h.read(output, capacity as usize), vec![0xcc; capacity as usize]);
+        assert_error(&one_event(&mut h), id, seq, Status::BadRequest);
+        assert_eq!(h.completion_word(CODEC, 0), seq);
+    }
+
+    // A stale seq on a data-carrying chain: BAD_SEQUENCE, used length 0.
+    let (used, output) = inline_decode(&mut h, &inline_request(id, 4, 0), &qoi, capacity);
+    assert_eq!(used, 0);
+    assert_eq!(h.read(output, capacity as usize), vec![0xcc; capacity as usize]);
+    assert_error(&one_event(&mut h), id, 4, Status::BadSequence);
+
+    // Nothing after the notification: an empty QOI file, BAD_INPUT.
+    let n = h.alloc(72);
+    h.write(n, inline_request(id, 5, 0).as_bytes());
+    let o = h.alloc(capacity);
+    assert_eq!(inline_chain(&mut h, id, &[(n, 72, false), (o, capacity, true)]), 32);
+    assert_error(&one_event(&mut h), id, 5, Status::BadInput);
+
+    // The instance still decodes.
+    let (used, _) = inline_decode(&mut h, &inline_request(id, 6, 0), &qoi, capacity);
+    assert_eq!(used, capacity);
+    assert_eq!(h.completion_word(CODEC, 0), 6);
+}
+
+#[test]
+fn decode_inline_is_unsupported_elsewhere() {
+    let guest = GuestLayout::new().unwrap();
+    let mut h = Harness::new(&guest);
+    let id = h.create(ECHO, Some(0)).unwrap();
+    h.post_event_buffers(2);
+    // The echo sub-device has no data-carrying opcode: a writable part is
+    // malformed whatever the opcode says.
+    let n = h.alloc(72);
+    h.write(n, inline_request(id, 1, 0).as_bytes());
+    let o = h.alloc(64);
+    assert_eq!(inline_chain(&mut h, id, &[(n, 72, false), (o, 64, true)]), 0);
+    assert_error(&one_event(&mut h), id, 1, Status::BadRequest);
+    assert_echo_works(&mut h, id, 1);
+}
+
+#[test]
+fn destroy_discards_pending_decode_inline_chains() {
+    let guest = GuestLayout::new().unwrap();
+    let (mut h, id) = codec_harness(&guest);
+    let qoi = qoi::encode_to_vec(image(4, 4, 3), 4, 4).unwrap();
+    let n = h.alloc(72);
+    h.write(n, inline_request(id, 1, 0).as_bytes());
+    let i = h.alloc(qoi.len() as u32);
+    h.write(i, &qoi);
+    let o = h.alloc(80);
+    // Made available, never kicked: DESTROY makes it used, length 0.
+    let head = h.post(2 + id as usize, &[(n, 72, false), (i, qoi.len() as u32, false), (o, 80, true)]);
+    assert_eq!(h.destroy(id), Status::Ok);
+    assert_eq!(h.take_used(2 + id as usize), vec![(head, 0)]);
+}
