@@ -1,6 +1,10 @@
 //! Boots on a tree with unusual or hostile DMA bindings (tests/restricted_dma.rs
 //! picks the overlay), prints what the runtime refused, and checks that every
 //! rng it did bind works through its pool.
+//!
+//! With `policy=unrestricted` on the command line it uses
+//! `DmaPolicy::Unrestricted`, giving devices the tree binds to no pool a
+//! private pool carved from RAM (only honoured when the tree declares none).
 #![no_std]
 #![no_main]
 
@@ -14,11 +18,25 @@ use virtio_drivers::device::rng::VirtIORng;
 tidepool::test_image!(report_refusals, bound_devices_still_work);
 
 const DEVICE_ID_RNG: u32 = 4;
+/// The slot of the private pool under `policy=unrestricted`.
+const PRIVATE_SLOT: usize = 7;
+
+fn policy(boot: &Boot) -> DmaPolicy {
+    if !boot.platform.bootargs().split_ascii_whitespace().any(|word| word == "policy=unrestricted") {
+        return DmaPolicy::Strict;
+    }
+    static CARVED: spin::Once<()> = spin::Once::new();
+    CARVED.call_once(|| match dma::register_private_pool(PRIVATE_SLOT, 1 << 20) {
+        Ok(range) => println!("  private pool {PRIVATE_SLOT}: {:#x}..{:#x}", range.base, range.end()),
+        Err(error) => println!("  private pool: {error}"),
+    });
+    DmaPolicy::Unrestricted { fallback_slot: PRIVATE_SLOT }
+}
 
 /// Prints every refusal; the host test checks the lines it expects for the
 /// tree it chose.
 fn report_refusals(boot: &Boot) -> TestResult {
-    for result in probe::probe(boot, DmaPolicy::Strict) {
+    for result in probe::probe(boot, policy(boot)) {
         if let Err(error) = result {
             println!("  refused: {error}");
         }
@@ -32,7 +50,7 @@ fn report_refusals(boot: &Boot) -> TestResult {
 }
 
 fn bound_devices_still_work(boot: &Boot) -> TestResult {
-    let devices = probe::devices(boot, DmaPolicy::Strict);
+    let devices = probe::devices(boot, policy(boot));
     let rngs: alloc::vec::Vec<_> = devices.into_iter().filter(|device| device.device_id == DEVICE_ID_RNG).collect();
     ensure!(!rngs.is_empty(), "no usable rng");
     for device in rngs {

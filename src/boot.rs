@@ -43,14 +43,18 @@ impl fmt::Display for Boot {
 /// RAM is: the normal-memory window of the boot page table.
 const BOOT_MAP_RAM: (u64, u64) = (0x4000_0000, 0x1_0000_0000);
 
-/// Upper bound on the tree we copy; QEMU's are about 10 KiB.
-const DTB_CAPACITY: usize = 256 * 1024;
+/// Upper bound on the loader's blob, free space included (QEMU pads the
+/// trees it dumps to 1 MiB); only its content is copied.
+const LOADER_DTB_LIMIT: usize = 16 * 1024 * 1024;
 
 #[cfg(all(target_arch = "aarch64", feature = "image"))]
 mod image {
     use super::*;
     use crate::arch::aarch64::mmu;
     use crate::exit;
+
+    /// Upper bound on the normalised copy; QEMU's trees hold about 10 KiB.
+    const DTB_CAPACITY: usize = 256 * 1024;
 
     /// The normalised copy of the tree that discovery reads. The loader's
     /// copy stays untouched (and out of the heap).
@@ -210,10 +214,10 @@ impl fmt::Display for BootError {
             }
             BootError::BadTreeAddress(address) => write!(
                 f,
-                "x0 = {address:#x} is not a device tree in RAM (must be 8-byte aligned, in {:#x}..{:#x}, at most {} KiB)",
+                "x0 = {address:#x} is not a device tree in RAM (must be 8-byte aligned, in {:#x}..{:#x}, at most {} MiB)",
                 BOOT_MAP_RAM.0,
                 BOOT_MAP_RAM.1,
-                DTB_CAPACITY / 1024
+                LOADER_DTB_LIMIT / (1024 * 1024)
             ),
             BootError::Tree(error) => write!(f, "device tree: {error}"),
             BootError::NoHeap => f.write_str("no free RAM left for the heap"),
@@ -242,7 +246,7 @@ fn copy_tree(dtb: u64, out: &mut [u8]) -> Result<(Range, usize), BootError> {
         let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 40) };
         let size = devicetree::blob_total_size(header).map_err(BootError::Tree)?;
         let end = dtb.checked_add(size as u64).ok_or(BootError::BadTreeAddress(dtb))?;
-        if size > DTB_CAPACITY || end > BOOT_MAP_RAM.1 {
+        if size > LOADER_DTB_LIMIT || end > BOOT_MAP_RAM.1 {
             return Err(BootError::BadTreeAddress(dtb));
         }
         // SAFETY: as above, for the whole blob, whose end was checked.

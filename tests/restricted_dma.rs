@@ -107,3 +107,51 @@ fn size_and_alignment_pool_is_placed_by_the_runtime() {
     // clear of the DTB that QEMU put at 0x4480_0000.
     assert!(outcome.has_line("  rng at 0xa003e00 via pool 0 (0x45e00000..0x46000000): 32 bytes"), "placement changed");
 }
+
+#[test]
+fn without_pools_the_policy_decides_and_strict_is_the_default() {
+    let variant = Variant::default();
+    let rng = ["-device", "virtio-rng-device"];
+    // Strict (the default): a device the tree binds to no pool is refused.
+    let strict = common::boot_with_tree(
+        xtask::image::ImageBuild::new("pool_policy"),
+        variant,
+        common::qemu_tree(variant),
+        &[],
+        &rng,
+    );
+    assert!(
+        strict.has_line(
+            "  refused: virtio-mmio 0xa003e00: no memory-region, and DMA outside a restricted pool is refused"
+        )
+    );
+    assert!(strict.console.contains("test bound_devices_still_work ... FAILED: no usable rng"));
+    // Unrestricted, allowed because the tree declares no pool: the device
+    // gets a private pool of its own, never the general heap.
+    let unrestricted = common::boot_with_tree(
+        xtask::image::ImageBuild::new("pool_policy"),
+        variant,
+        common::qemu_tree(variant),
+        &["policy=unrestricted"],
+        &rng,
+    );
+    assert!(unrestricted.console.contains("  private pool 7: "));
+    assert!(unrestricted.console.contains("  rng at 0xa003e00 via pool 7 "));
+    assert!(unrestricted.has_line("2 passed, 0 failed"));
+}
+
+#[test]
+fn the_unrestricted_policy_is_ignored_when_the_tree_declares_pools() {
+    let variant = Variant::default();
+    let outcome = common::boot_with_tree(
+        xtask::image::ImageBuild::new("pool_policy"),
+        variant,
+        common::tree(variant, &[]),
+        &["policy=unrestricted"],
+        &["-device", "virtio-rng-device"],
+    );
+    // Slot 0x0a003c00 has no device, so nothing is refused; the rng keeps its
+    // declared pool (3), not the private one.
+    assert!(outcome.console.contains("  rng at 0xa003e00 via pool 3 (0x48000000..0x48400000)"));
+    assert!(outcome.has_line("2 passed, 0 failed"));
+}

@@ -60,6 +60,32 @@ pub fn register(index: usize, range: Range) -> Result<(), SlotError> {
     Ok(())
 }
 
+/// Carves a pool of `bytes` (a power of two, at least a page) out of
+/// private RAM and registers it in slot `index`, for
+/// [`crate::virtio::probe::DmaPolicy::Unrestricted`]: on a tree that declares
+/// no restricted-dma-pool, devices still get memory of their own rather
+/// than the general heap. The memory is never returned.
+pub fn register_private_pool(index: usize, bytes: usize) -> Result<Range, SlotError> {
+    let too_small = SlotError::Pool(DmaError::ZeroSize);
+    if bytes < PAGE_SIZE as usize || !bytes.is_power_of_two() {
+        return Err(too_small);
+    }
+    // Aligned to its size, so the buddy allocator can use all of it.
+    let layout = core::alloc::Layout::from_size_align(bytes, bytes).map_err(|_| too_small.clone())?;
+    // SAFETY: the layout has a non-zero size.
+    let memory = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    if memory.is_null() {
+        return Err(SlotError::Pool(DmaError::Exhausted {
+            pool: Range { base: 0, size: bytes as u64 },
+            requested_pages: bytes / PAGE_SIZE as usize,
+            free_pages: 0,
+        }));
+    }
+    let range = Range { base: memory as u64, size: bytes as u64 };
+    register(index, range)?;
+    Ok(range)
+}
+
 /// Runs `f` on the pool in slot `index`.
 pub fn with_pool<T>(index: usize, f: impl FnOnce(&mut Pool) -> T) -> Result<T, SlotError> {
     let mut slot = slot(index)?.lock();

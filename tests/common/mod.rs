@@ -63,6 +63,12 @@ pub fn boot_spec(spec: ImageBuild, variant: Variant, bootargs: &[&str], extra_ar
     boot_with_tree(spec, variant, tree(variant, &[]), bootargs, extra_args)
 }
 
+/// QEMU's own tree, without the board overlay: no DMA pools at all.
+pub fn qemu_tree(variant: Variant) -> PathBuf {
+    let board = Board::find("qemu-virt").expect("qemu-virt is a known board");
+    xtask::dtb::qemu_tree(&qemu(), board, variant).unwrap_or_else(|error| panic!("{error}"))
+}
+
 /// How the tests launch an image on qemu-virt.
 pub fn launch(spec: ImageBuild, variant: Variant, dtb: PathBuf, bootargs: &[&str], extra_args: &[&str]) -> Launch {
     Launch {

@@ -18,18 +18,9 @@ pub fn board_tree(qemu: &Qemu, board: &Board, variant: Variant) -> Result<PathBu
 /// Like [`board_tree`], then applies `extra` overlays (.dts) in order: how
 /// tests make hostile or unusual trees from the real one.
 pub fn board_tree_with(qemu: &Qemu, board: &Board, variant: Variant, extra: &[PathBuf]) -> Result<PathBuf> {
+    let base = qemu_tree(qemu, board, variant)?;
     let dir = paths::out_dir().join("dtb");
     fs::create_dir_all(&dir)?;
-    let base = dir.join(format!("{}-{}-qemu.dtb", board.name, variant.label()));
-    let output = Command::new(&qemu.binary)
-        .args(board.machine_args(variant))
-        .args(["-display", "none", "-machine"])
-        .arg(format!("dumpdtb={}", base.display()))
-        .output()
-        .map_err(|error| crate::Error(format!("cannot start {}: {error}", qemu.binary.display())))?;
-    if !output.status.success() || !base.exists() {
-        bail!("QEMU could not dump its tree: {}", String::from_utf8_lossy(&output.stderr).trim());
-    }
     let mut sources: Vec<PathBuf> = Vec::new();
     let board_overlay = board.dir().join("overlay.dts");
     if board_overlay.exists() {
@@ -54,6 +45,24 @@ pub fn board_tree_with(qemu: &Qemu, board: &Board, variant: Variant, extra: &[Pa
     let tree = dir.join(format!("{name}.dtb"));
     run_command(Command::new("fdtoverlay").arg("-i").arg(&base).arg("-o").arg(&tree).args(&overlays))?;
     Ok(tree)
+}
+
+/// QEMU's own tree for `board`/`variant`, with no overlay: no DMA pools, as
+/// a guest on a stock VMM would see it.
+pub fn qemu_tree(qemu: &Qemu, board: &Board, variant: Variant) -> Result<PathBuf> {
+    let dir = paths::out_dir().join("dtb");
+    fs::create_dir_all(&dir)?;
+    let base = dir.join(format!("{}-{}-qemu.dtb", board.name, variant.label()));
+    let output = Command::new(&qemu.binary)
+        .args(board.machine_args(variant))
+        .args(["-display", "none", "-machine"])
+        .arg(format!("dumpdtb={}", base.display()))
+        .output()
+        .map_err(|error| crate::Error(format!("cannot start {}: {error}", qemu.binary.display())))?;
+    if !output.status.success() || !base.exists() {
+        bail!("QEMU could not dump its tree: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(base)
 }
 
 fn compile_overlay(source: &Path, output: &Path) -> Result<()> {
