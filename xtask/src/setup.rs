@@ -36,6 +36,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "device-tree-compiler",
     "xz-utils",
     "bzip2",
+    // apt-get source
+    "dpkg-dev",
 ];
 
 /// A QEMU that can run our images, and the name of its generic vhost-user device.
