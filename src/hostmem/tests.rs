@@ -15,7 +15,7 @@ use std::vec::Vec;
 use hostmem_wire::zerocopy::{FromZeros, IntoBytes};
 use hostmem_wire::{
     Config, ConfigRequest, ConfigResponse, EXAMPLE_VENDOR_ID, Event as WireEvent, Notification as WireNotification,
-    Opcode, Request, Status, SubdeviceEntry, WireError, echo, feature,
+    Opcode, Request, Status, SubdeviceEntry, WireError, codec, echo, feature,
 };
 
 use super::*;
@@ -409,6 +409,11 @@ struct Knobs {
     word: Option<u64>,
     /// Put a chain id the driver never made available on the event queue.
     bogus_event_token: bool,
+    /// Leave the notification queues alone: a device that never answers.
+    hold_notifications: bool,
+    /// Used length to report for a chain with a device-writable part,
+    /// instead of the bytes written.
+    inline_used_len: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -416,6 +421,33 @@ struct EmuInstance {
     subdevice: u32,
     word: Option<u64>,
     last_seq: u64,
+}
+
+/// What the emulated device found in a chain with a device-writable part.
+#[derive(Clone, Debug)]
+struct InlineSeen {
+    notification: WireNotification,
+    /// Lengths of the device-readable descriptors, in order.
+    readable: Vec<u32>,
+    /// The device-readable bytes after the notification.
+    input: Vec<u8>,
+    /// Total length of the device-writable part.
+    capacity: usize,
+}
+
+/// What the emulated device writes for a DECODE_INLINE chain (appendix
+/// A.3), decoding stood in for: the input as a `len` x 1 RGB image whose
+/// pixel `i` is (byte, !byte, seq). An empty input is BAD_INPUT: a failed
+/// header alone.
+fn inline_frame(seq: u64, input: &[u8]) -> Vec<u8> {
+    let Ok(info) = codec::FrameInfo::decoded(seq, input.len() as u32, 1, 3, 0) else {
+        return codec::FrameInfo::failed(seq, Status::BadInput).as_bytes().to_vec();
+    };
+    let mut frame = info.as_bytes().to_vec();
+    for &byte in input {
+        frame.extend_from_slice(&[byte, !byte, seq as u8]);
+    }
+    frame
 }
 
 #[derive(Clone, Copy)]
@@ -432,6 +464,7 @@ struct Emu {
     last_avail: Vec<u16>,
     event_buffers: VecDeque<(u16, Buffer)>,
     held: Vec<(u16, Vec<Buffer>)>,
+    inline_seen: Vec<InlineSeen>,
     instances: Vec<Option<EmuInstance>>,
     interrupts: u32,
     dropped: u32,
@@ -497,7 +530,7 @@ impl Emu {
         self.last_avail.resize(count, 0);
         for index in 0..count {
             let queue = self.queue(index);
-            if !queue.ready || queue.desc == 0 {
+            if !queue.ready || queue.desc == 0 || (index >= 2 && self.knobs.hold_notifications) {
                 continue;
             }
             loop {
@@ -567,6 +600,9 @@ impl Emu {
     }
 
     fn serve_notification(&mut self, index: usize, head: u16, chain: &[Buffer]) {
+        if chain.iter().any(|buffer| buffer.writable) {
+            return self.serve_inline(index, head, chain);
+        }
         let id = (index - 2) as u32;
         let notification = WireNotification::read(&peek(chain[0].addr, chain[0].len as usize)).unwrap();
         self.push_used(index, head.into(), 0);
@@ -600,6 +636,75 @@ impl Emu {
             let value = self.knobs.word.unwrap_or(seq);
             // SAFETY: an 8-aligned word inside the test region.
             unsafe { AtomicU64::from_ptr((base + word) as *mut u64) }.store(value.to_le(), Ordering::Release);
+        }
+    }
+
+    /// A chain with a device-writable part, served as DECODE_INLINE: the
+    /// input is every device-readable byte after the notification, the
+    /// result ([`inline_frame`]) goes into the device-writable buffers in
+    /// order, the used length is the bytes written.
+    fn serve_inline(&mut self, index: usize, head: u16, chain: &[Buffer]) {
+        let id = (index - 2) as u32;
+        let readable: Vec<Buffer> = chain.iter().copied().filter(|buffer| !buffer.writable).collect();
+        let writable: Vec<Buffer> = chain.iter().copied().filter(|buffer| buffer.writable).collect();
+        let bytes: Vec<u8> = readable.iter().flat_map(|buffer| peek(buffer.addr, buffer.len as usize)).collect();
+        let notification = WireNotification::read(&bytes).unwrap();
+        let input = bytes[size_of::<WireNotification>()..].to_vec();
+        let capacity = writable.iter().map(|buffer| buffer.len as usize).sum();
+        self.inline_seen.push(InlineSeen {
+            notification,
+            readable: readable.iter().map(|buffer| buffer.len).collect(),
+            input: input.clone(),
+            capacity,
+        });
+        let Some(mut instance) = self.instances[id as usize] else {
+            self.push_used(index, head.into(), 0);
+            return;
+        };
+        let entry = self.entries[instance.subdevice as usize];
+        let (base, len) = (entry.region_base.get(), entry.region_len.get());
+        let seq = notification.seq.get();
+        let checked = notification.check(id, instance.last_seq, len).map_err(|error| error.status());
+        instance.last_seq = seq;
+        self.instances[id as usize] = Some(instance);
+        let frame = match checked {
+            Ok(()) => {
+                let frame = inline_frame(seq, &input);
+                if frame.len() <= capacity {
+                    frame
+                } else if capacity >= codec::FRAME_HEADER_SIZE as usize {
+                    codec::FrameInfo::failed(seq, Status::NoSpace).as_bytes().to_vec()
+                } else {
+                    Vec::new()
+                }
+            }
+            Err(_) => Vec::new(),
+        };
+        let mut rest = &frame[..];
+        for buffer in &writable {
+            let n = rest.len().min(buffer.len as usize);
+            poke(buffer.addr, &rest[..n]);
+            rest = &rest[n..];
+        }
+        self.push_used(index, head.into(), self.knobs.inline_used_len.unwrap_or(frame.len() as u32));
+        let header = codec::FrameInfo::read(&frame);
+        let status = match (checked, header) {
+            (Err(status), _) => status,
+            (Ok(()), Ok(header)) => Status::try_from(header.status.get()).unwrap(),
+            (Ok(()), Err(_)) => Status::NoSpace,
+        };
+        let suppress = self.fake.device().driver_features & feature::mask(feature::EVENT_SUPPRESS) != 0;
+        let event = match header {
+            Ok(header) if status == Status::Ok => (notification.wants_event() || !suppress)
+                .then(|| WireEvent::completion(id, seq, 0, 0, header.to_metadata())),
+            _ => Some(WireEvent::error(id, seq, status)),
+        };
+        if let Some(event) = event {
+            self.send_event(event);
+        }
+        if let Some(word) = instance.word {
+            // SAFETY: an 8-aligned word inside the test region.
+            unsafe { AtomicU64::from_ptr((base + word) as *mut u64) }.store(seq.to_le(), Ordering::Release);
         }
     }
 
@@ -681,6 +786,7 @@ fn rig(mut entries: Vec<SubdeviceEntry>, max_instances: u32) -> Rig {
         last_avail: Vec::new(),
         event_buffers: VecDeque::new(),
         held: Vec::new(),
+        inline_seen: Vec::new(),
         instances: vec![None; max_instances as usize],
         interrupts: 0,
         dropped: 0,
@@ -1123,4 +1229,379 @@ fn waits_time_out() {
         hostmem.wait_completion(&instance, seq, Duration::from_millis(20)),
         Err(HostmemError::Timeout { what: "a completion word" })
     ));
+}
+
+// --- notifications with their own buffers (DECODE_INLINE, appendix A.3) ---
+
+fn inline(want_event: bool) -> Notification {
+    Notification { opcode: codec::Op::DecodeInline.into(), offset: 0, size: 0, metadata: [0; 32], want_event }
+}
+
+fn pool_stats() -> dma::PoolStats {
+    dma::with_pool(SLOT, |pool| pool.stats()).unwrap()
+}
+
+/// Pool pages taken one at a time until `left` are free; given back on
+/// drop, so that a failing test does not starve the others.
+struct Hog(Vec<u64>);
+
+impl Hog {
+    fn leaving(left: usize) -> Self {
+        let taken = dma::with_pool(SLOT, |pool| {
+            let mut taken = Vec::new();
+            while pool.free_pages() > left {
+                taken.push(pool.alloc_pages(1).unwrap());
+            }
+            taken
+        })
+        .unwrap();
+        assert_eq!(free_pages(), left);
+        Self(taken)
+    }
+
+    fn give_back(&mut self, pages: usize) {
+        for _ in 0..pages {
+            let page = self.0.pop().unwrap();
+            dma::with_pool(SLOT, |pool| pool.free_pages_at(page, 1)).unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let pages = self.0.len();
+        self.give_back(pages);
+    }
+}
+
+#[test]
+fn a_buffer_chain_round_trips_through_the_pool() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    let instance = hostmem.create_instance(sub, Some(0)).unwrap();
+    let (stats, free, counters) = (pool_stats(), free_pages(), hostmem.counters());
+
+    let input = b"an image, more or less".to_vec();
+    assert_eq!(input.len(), 22);
+    let seq = hostmem.notify_with_buffers(&instance, inline(false), input.clone(), vec![0xee; 300]).unwrap();
+    assert_eq!(seq, 1);
+    // In flight: notification, input and output hold a pool page each, and
+    // only the device-readable part has been copied so far.
+    assert_eq!(free_pages(), free - 3);
+    let sent = pool_stats();
+    assert_eq!((sent.bounces - stats.bounces, sent.bytes_bounced - stats.bytes_bounced), (3, 72 + 22));
+
+    let (seq_back, input_back, output, used) =
+        hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    let frame = inline_frame(1, &input);
+    assert_eq!(frame.len(), 32 + 3 * 22);
+    assert_eq!((seq_back, used, output.len()), (1, 32 + 3 * 22, 300));
+    assert_eq!(input_back, input);
+    assert_eq!(&output[..used], &frame[..]);
+    // Past the used length: the bounce buffer's zeroes, not the caller's 0xee.
+    assert!(output[used..].iter().all(|&byte| byte == 0));
+    let info = codec::check_inline_result(&output, used as u64, seq).unwrap();
+    assert_eq!((info.seq.get(), info.width.get(), info.height.get(), info.channels), (1, 22, 1, 3));
+    assert_eq!(info.pixels_size.get(), 66);
+    assert_eq!(&output[32..38], &[b'a', !b'a', 1, b'n', !b'n', 1]);
+
+    // The device saw [notification | input] readable, then the output.
+    let seen = rig.emu.borrow().inline_seen.clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((&seen[0].readable[..], &seen[0].input[..], seen[0].capacity), (&[72, 22][..], &input[..], 300));
+    let wire = seen[0].notification;
+    assert_eq!((wire.instance_id.get(), wire.opcode.get(), wire.seq.get()), (instance.id(), 2, 1));
+    assert_eq!((wire.offset.get(), wire.size.get(), wire.flags.get()), (0, 0, 0));
+
+    // Input copied in, the whole output copied back; every page returned.
+    let after = pool_stats();
+    assert_eq!(after.bytes_bounced - stats.bytes_bounced, 72 + 22 + 300);
+    assert_eq!(after.bounces - stats.bounces, 3);
+    assert_eq!(after.bytes_in_use, stats.bytes_in_use);
+    assert_eq!(free_pages(), free);
+    let cost = hostmem.counters().since(&counters);
+    assert_eq!((cost.notifications, cost.events, cost.bytes_copied_by_transport), (1, 0, 72 + 22 + 300));
+    assert_eq!(hostmem.completion_word(&instance).unwrap(), 1);
+
+    // Nothing else in flight; plain notifications continue the seqs.
+    assert!(matches!(
+        hostmem.complete_with_buffers(&instance, Duration::ZERO),
+        Err(HostmemError::SeqNotSent { seq: 2, last_sent: 1, .. })
+    ));
+    assert_eq!(hostmem.notify(&instance, echo(PAGE, 4, 2 * PAGE, false)).unwrap(), 2);
+    hostmem.wait_completion(&instance, 2, Duration::from_secs(2)).unwrap();
+    hostmem.destroy_instance(instance).unwrap();
+}
+
+#[test]
+fn a_used_length_beyond_the_output_is_clamped_to_it() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    let instance = hostmem.create_instance(sub, Some(0)).unwrap();
+    let (stats, free) = (pool_stats(), free_pages());
+    let input = vec![7u8; 10];
+    let inconsistent = Err(WireError::Inconsistent { field: "DECODE_INLINE used length" });
+
+    // Beyond the output: the whole chain, one byte more, u32::MAX.
+    for hostile in [72 + 10 + 128, 129, u32::MAX] {
+        rig.emu.borrow_mut().knobs.inline_used_len = Some(hostile);
+        let seq = hostmem.notify_with_buffers(&instance, inline(false), input.clone(), vec![0; 128]).unwrap();
+        let (seq_back, input_back, output, used) =
+            hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+        assert_eq!((seq_back, used, output.len()), (seq, 128, 128), "used length {hostile}");
+        assert_eq!(input_back, input);
+        assert_eq!(&output[..62], &inline_frame(seq, &input)[..]);
+        // Neither the clamped nor the raw length matches the header.
+        assert_eq!(codec::check_inline_result(&output, used as u64, seq), inconsistent);
+        assert_eq!(codec::check_inline_result(&output, hostile.into(), seq), inconsistent);
+    }
+    // Shorter than written is within the output, so passed on as it is;
+    // the codec check refuses it.
+    rig.emu.borrow_mut().knobs.inline_used_len = Some(8);
+    let seq = hostmem.notify_with_buffers(&instance, inline(false), input.clone(), vec![0; 128]).unwrap();
+    let (_, _, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!(used, 8);
+    assert_eq!(
+        codec::check_inline_result(&output, used as u64, seq),
+        Err(WireError::ShortBuffer { needed: 32, got: 8 })
+    );
+    // An honest device again.
+    rig.emu.borrow_mut().knobs.inline_used_len = None;
+    let seq = hostmem.notify_with_buffers(&instance, inline(false), input.clone(), vec![0; 128]).unwrap();
+    assert_eq!(seq, 5);
+    let (_, _, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!(used, 62);
+    assert_eq!(codec::check_inline_result(&output, used as u64, seq).unwrap().width.get(), 10);
+
+    assert_eq!(free_pages(), free);
+    let after = pool_stats();
+    assert_eq!(after.bytes_in_use, stats.bytes_in_use);
+    assert_eq!(after.bytes_bounced - stats.bytes_bounced, 5 * (72 + 10 + 128));
+}
+
+#[test]
+fn chains_in_flight_complete_in_order_with_their_own_buffers() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    let instance = hostmem.create_instance(sub, Some(0)).unwrap();
+    let (stats, free) = (pool_stats(), free_pages());
+
+    let inputs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x10 * (i + 1); 5 + usize::from(i)]).collect();
+    let output_len = |i: usize| 100 + 20 * i;
+    for (i, input) in inputs.iter().enumerate() {
+        let seq = hostmem.notify_with_buffers(&instance, inline(false), input.clone(), vec![0xee; output_len(i)]);
+        assert_eq!(seq.unwrap(), i as u64 + 1);
+    }
+    // 15 of 16 descriptors taken: a plain notification still fits, a chain
+    // does not (and costs nothing).
+    assert_eq!(hostmem.notify(&instance, echo(PAGE, 4, 2 * PAGE, false)).unwrap(), 6);
+    let queue = 2 + instance.id() as u16;
+    let full = hostmem.notify_with_buffers(&instance, inline(false), vec![1], vec![0; 64]);
+    assert!(matches!(full, Err(HostmemError::QueueFull { queue: q }) if q == queue), "{full:?}");
+    assert_eq!(free_pages(), free - 5 * 3 - 1);
+
+    for (i, input) in inputs.iter().enumerate() {
+        let (seq, input_back, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+        let frame = inline_frame(i as u64 + 1, input);
+        assert_eq!((seq, used, output.len()), (i as u64 + 1, frame.len(), output_len(i)));
+        assert_eq!(&input_back, input);
+        assert_eq!(&output[..used], &frame[..]);
+        assert!(output[used..].iter().all(|&byte| byte == 0));
+        let info = codec::check_inline_result(&output, used as u64, seq).unwrap();
+        assert_eq!(info.width.get() as usize, input.len());
+    }
+    hostmem.wait_completion(&instance, 6, Duration::from_secs(2)).unwrap();
+    assert!(matches!(
+        hostmem.complete_with_buffers(&instance, Duration::ZERO),
+        Err(HostmemError::SeqNotSent { seq: 7, last_sent: 6, .. })
+    ));
+    let seen = rig.emu.borrow().inline_seen.clone();
+    assert_eq!(seen.iter().map(|s| s.notification.seq.get()).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(seen.iter().map(|s| s.input.clone()).collect::<Vec<_>>(), inputs);
+    assert_eq!(seen.iter().map(|s| s.capacity).collect::<Vec<_>>(), [100, 120, 140, 160, 180]);
+    assert_eq!(free_pages(), free);
+
+    // A second round on the descriptors (tokens) of the first.
+    assert_eq!(hostmem.notify_with_buffers(&instance, inline(false), vec![0xaa; 3], vec![0; 64]).unwrap(), 7);
+    assert_eq!(hostmem.notify_with_buffers(&instance, inline(false), vec![0xbb; 4], vec![0; 80]).unwrap(), 8);
+    let (seq, input, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!((seq, &input[..], output.len(), used), (7, &[0xaa; 3][..], 64, 32 + 9));
+    assert_eq!(&output[..used], &inline_frame(7, &[0xaa; 3])[..]);
+    let (seq, input, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!((seq, &input[..], output.len(), used), (8, &[0xbb; 4][..], 80, 32 + 12));
+    assert_eq!(&output[..used], &inline_frame(8, &[0xbb; 4])[..]);
+
+    let after = pool_stats();
+    assert_eq!(free_pages(), free);
+    assert_eq!(after.bytes_in_use, stats.bytes_in_use);
+    // 5 chains (72 + 35 + 700), the echo notification, then 2 chains.
+    assert_eq!(after.bytes_bounced - stats.bytes_bounced, (5 * 72 + 35 + 700) + 72 + (72 + 3 + 64) + (72 + 4 + 80));
+}
+
+#[test]
+fn a_pool_too_small_for_the_bounces_is_an_error_not_an_exit() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    let instance = hostmem.create_instance(sub, Some(0)).unwrap();
+    let (stats, free) = (pool_stats(), free_pages());
+    let big = 2 * PAGE as usize + 1;
+
+    let mut hog = Hog::leaving(3);
+    // 1 (notification) + 1 (input) + 3 (output) pages.
+    let error = hostmem.notify_with_buffers(&instance, inline(false), vec![1; 10], vec![0; big]).unwrap_err();
+    assert!(matches!(error, HostmemError::PoolExhausted { slot: SLOT, needed_pages: 5, free_pages: 3 }), "{error}");
+    assert_eq!(free_pages(), 3, "nothing reserved");
+    // Enough pages by count, but the buddy allocator takes 4 for a 3-page
+    // output: the second reservation fails, and the first is given back.
+    hog.give_back(1);
+    let error =
+        hostmem.notify_with_buffers(&instance, inline(false), Vec::new(), vec![0; 3 * PAGE as usize]).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            HostmemError::Pool {
+                slot: SLOT,
+                error: dma::DmaError::Exhausted { requested_pages: 3, free_pages: 3, .. }
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(free_pages(), 4, "the partial reservation was released");
+    assert_eq!(pool_stats().bounces, stats.bounces, "nothing bounced");
+    // Nothing went out, and no seq was used.
+    assert!(matches!(
+        hostmem.complete_with_buffers(&instance, Duration::ZERO),
+        Err(HostmemError::SeqNotSent { seq: 1, last_sent: 0, .. })
+    ));
+    drop(hog);
+    assert_eq!(free_pages(), free);
+
+    // With room again, the same chain goes through.
+    let seq = hostmem.notify_with_buffers(&instance, inline(false), vec![1; 10], vec![0; big]).unwrap();
+    assert_eq!(seq, 1);
+    let (seq, input, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!((seq, input, output.len(), used), (1, vec![1; 10], big, 62));
+    assert!(rig.emu.borrow().inline_seen.iter().map(|s| s.notification.seq.get()).eq([1]));
+    assert_eq!(free_pages(), free);
+    assert_eq!(pool_stats().bytes_in_use, stats.bytes_in_use);
+}
+
+#[test]
+fn completing_without_a_chain_or_an_answer_ends() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    let instance = hostmem.create_instance(sub, Some(0)).unwrap();
+    let free = free_pages();
+
+    // Nothing in flight: an error at once, not a wait.
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        hostmem.complete_with_buffers(&instance, Duration::from_secs(30)),
+        Err(HostmemError::SeqNotSent { seq: 1, last_sent: 0, .. })
+    ));
+    // Only a plain notification in flight: still none to complete.
+    assert_eq!(hostmem.notify(&instance, echo(PAGE, 4, 2 * PAGE, false)).unwrap(), 1);
+    assert!(matches!(
+        hostmem.complete_with_buffers(&instance, Duration::from_secs(30)),
+        Err(HostmemError::SeqNotSent { seq: 2, last_sent: 1, .. })
+    ));
+    assert!(start.elapsed() < Duration::from_secs(10), "returned without waiting");
+    hostmem.wait_completion(&instance, 1, Duration::from_secs(2)).unwrap();
+
+    // A device that never answers. (Sending reaps the echo notification's
+    // buffer first.)
+    rig.emu.borrow_mut().knobs.hold_notifications = true;
+    let seq = hostmem.notify_with_buffers(&instance, inline(false), b"late".to_vec(), vec![0; 64]).unwrap();
+    assert_eq!(seq, 2);
+    let start = std::time::Instant::now();
+    assert!(matches!(
+        hostmem.complete_with_buffers(&instance, Duration::from_millis(50)),
+        Err(HostmemError::Timeout { what: "a used notification chain" })
+    ));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(50) && waited < Duration::from_secs(10), "{waited:?}");
+    // Still in flight: its pages stay with the chain.
+    assert_eq!(free_pages(), free - 3);
+    assert!(rig.emu.borrow().inline_seen.is_empty());
+    // The device wakes up: the same chain completes.
+    rig.emu.borrow_mut().knobs.hold_notifications = false;
+    let (seq, input, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!((seq, &input[..], used), (2, &b"late"[..], 32 + 12));
+    assert_eq!(&output[..used], &inline_frame(2, b"late")[..]);
+    assert_eq!(free_pages(), free);
+}
+
+#[test]
+fn an_empty_input_sends_the_notification_alone() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    // No completion word: the failed result comes back with the chain.
+    let instance = hostmem.create_instance(sub, None).unwrap();
+    let (stats, free) = (pool_stats(), free_pages());
+
+    let seq = hostmem.notify_with_buffers(&instance, inline(true), Vec::new(), vec![0xee; 64]).unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(free_pages(), free - 2, "notification and output only");
+    let sent = pool_stats();
+    assert_eq!((sent.bounces - stats.bounces, sent.bytes_bounced - stats.bytes_bounced), (2, 72));
+    let (seq, input, output, used) = hostmem.complete_with_buffers(&instance, Duration::from_secs(2)).unwrap();
+    assert_eq!((seq, input.len(), output.len(), used), (1, 0, 64, 32));
+    assert_eq!(&output[..32], codec::FrameInfo::failed(1, Status::BadInput).as_bytes());
+    assert!(output[32..].iter().all(|&byte| byte == 0));
+    assert_eq!(codec::check_inline_result(&output, 32, 1), Err(WireError::Failed(Status::BadInput)));
+    let seen = rig.emu.borrow().inline_seen.clone();
+    assert_eq!((&seen[0].readable[..], seen[0].input.len(), seen[0].capacity), (&[72][..], 0, 64));
+    assert_eq!(seen[0].notification.flags.get(), WireNotification::F_EVENT);
+    assert_eq!(free_pages(), free);
+    assert_eq!(pool_stats().bytes_bounced - stats.bytes_bounced, 72 + 64);
+    // The failure also came as an ERROR event.
+    let event = hostmem.wait_event(Duration::from_secs(2)).unwrap();
+    assert_eq!((event.instance_id, event.kind, event.seq), (instance.id(), EventKind::Error(Status::BadInput), 1));
+
+    // With a completion word the ERROR is the answer; the pages still come
+    // back.
+    let worded = hostmem.create_instance(sub, Some(0)).unwrap();
+    let free = free_pages();
+    assert_eq!(hostmem.notify_with_buffers(&worded, inline(false), Vec::new(), vec![0; 64]).unwrap(), 1);
+    assert!(matches!(
+        hostmem.complete_with_buffers(&worded, Duration::from_secs(2)),
+        Err(HostmemError::NotificationFailed { seq: 1, status: Status::BadInput, .. })
+    ));
+    assert_eq!(free_pages(), free);
+    assert_eq!(pool_stats().bytes_in_use, stats.bytes_in_use);
+    hostmem.destroy_instance(instance).unwrap();
+    hostmem.destroy_instance(worded).unwrap();
+}
+
+#[test]
+fn buffer_chains_are_checked_before_sending() {
+    let _pool = pool();
+    let rig = echo_rig();
+    let mut hostmem = probe(&rig).unwrap();
+    let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID).unwrap();
+    let instance = hostmem.create_instance(sub, Some(0)).unwrap();
+    let (stats, free) = (pool_stats(), free_pages());
+    assert!(matches!(
+        hostmem.notify_with_buffers(&instance, inline(false), vec![1], Vec::new()),
+        Err(HostmemError::Range(WireError::ShortBuffer { needed: 1, got: 0 }))
+    ));
+    let in_region = Notification { offset: PAGE, size: 16, ..inline(false) };
+    assert!(matches!(
+        hostmem.notify_with_buffers(&instance, in_region, vec![1], vec![0; 64]),
+        Err(HostmemError::Range(WireError::NonZeroField { .. }))
+    ));
+    assert_eq!((free_pages(), pool_stats()), (free, stats), "nothing reserved or bounced");
+    assert_eq!(hostmem.notify_with_buffers(&instance, inline(false), vec![1], vec![0; 64]).unwrap(), 1);
 }
