@@ -1306,7 +1306,10 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     fn reserve(&self, lens: &[usize]) -> Result<(), HostmemError> {
         let slot = self.pool_slot;
         dma::with_pool(slot, |pool| {
-            let needed: usize = lens.iter().map(|len| len.div_ceil(PAGE)).sum();
+            // What the pool really takes: its buddy allocator rounds every
+            // request up to a power of two of pages. (Fragmentation can still
+            // make a reservation fail; that is a typed error too.)
+            let needed: usize = lens.iter().map(|len| len.div_ceil(PAGE).next_power_of_two()).sum();
             if pool.free_pages() < needed {
                 return Err(HostmemError::PoolExhausted { slot, needed_pages: needed, free_pages: pool.free_pages() });
             }
