@@ -103,3 +103,11 @@ fn without_semihosting_the_image_powers_off_through_psci() {
         assert_eq!(outcome.status(), 1, "the launcher takes the status from the exit line");
     }
 }
+
+#[test]
+fn a_panic_prints_message_and_location_and_fails() {
+    let outcome = common::boot("panic", Variant::default(), &[], &[]);
+    assert!(outcome.has_line("*** panic at examples/panic.rs:12:5: deliberate panic with 4 pools"));
+    assert_eq!(outcome.exit_line_status, Some(101));
+    assert_eq!(outcome.qemu_status, Some(101));
+}

@@ -21,12 +21,15 @@ fn prepare_disk(path: &std::path::Path) {
     fs::write(path, disk).expect("write the disk image");
 }
 
-fn rng_and_blk_through_pools(variant: Variant) {
+fn stock_drivers_through_pools(variant: Variant) {
     let dir = xtask::paths::out_dir().join("test-disks");
     fs::create_dir_all(&dir).unwrap();
     let disk = dir.join(format!("restricted-dma-{}.img", variant.label()));
     prepare_disk(&disk);
     let drive = format!("file={},if=none,format=raw,id=disk0", disk.display());
+    let console_file = dir.join(format!("virtio-console-{}.txt", variant.label()));
+    let _ = fs::remove_file(&console_file);
+    let console = format!("file,id=vcon,path={}", console_file.display());
     let outcome = common::boot(
         "virtio_devices",
         variant,
@@ -38,12 +41,21 @@ fn rng_and_blk_through_pools(variant: Variant) {
             &drive,
             "-device",
             "virtio-blk-device,drive=disk0,iommu_platform=on",
+            "-chardev",
+            &console,
+            "-device",
+            "virtio-serial-device,iommu_platform=on",
+            "-device",
+            "virtconsole,chardev=vcon",
         ],
     );
     assert!(outcome.has_line("test pools_are_registered ... ok"));
     assert!(outcome.has_line("test rng_through_its_pool ... ok"));
     assert!(outcome.has_line("test blk_round_trip_with_interrupts ... ok"));
-    assert!(outcome.has_line("3 passed, 0 failed"));
+    assert!(outcome.has_line("test console_writes_through_its_pool ... ok"));
+    assert!(outcome.has_line("4 passed, 0 failed"));
+    let console_text = fs::read_to_string(&console_file).unwrap_or_default();
+    assert_eq!(console_text, "hello from the guest, through its DMA pool\n", "the virtio console's output");
     assert_eq!(outcome.exit_line_status, Some(0));
     // Both devices offer ACCESS_PLATFORM (iommu_platform=on) and the guest,
     // being pool-bound, must have accepted it.
@@ -56,13 +68,13 @@ fn rng_and_blk_through_pools(variant: Variant) {
 }
 
 #[test]
-fn virtio_rng_and_blk_work_through_their_pools_gicv3() {
-    rng_and_blk_through_pools(Variant { gic_version: 3, el2: false });
+fn stock_rng_blk_and_console_drivers_work_through_their_pools_gicv3() {
+    stock_drivers_through_pools(Variant { gic_version: 3, el2: false });
 }
 
 #[test]
-fn virtio_rng_and_blk_work_through_their_pools_gicv2_el2() {
-    rng_and_blk_through_pools(Variant { gic_version: 2, el2: true });
+fn stock_rng_blk_and_console_drivers_work_through_their_pools_gicv2_el2() {
+    stock_drivers_through_pools(Variant { gic_version: 2, el2: true });
 }
 
 #[test]
