@@ -10,6 +10,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=TIDEPOOL_BOARD");
     println!("cargo:rerun-if-changed=linker");
     println!("cargo::rustc-check-cfg=cfg(tidepool_board, values(\"qemu-virt\"))");
+    println!("cargo::rustc-check-cfg=cfg(tidepool_builtin_dtb)");
+    embed_builtin_tree();
     let board = env::var("TIDEPOOL_BOARD").unwrap_or_else(|_| "qemu-virt".into());
     println!("cargo:rustc-cfg=tidepool_board=\"{board}\"");
     let target = env::var("TARGET").unwrap_or_default();
@@ -43,4 +45,18 @@ fn write_codec_clip() {
     let blob = codec_clip::build_blob(&clip).unwrap_or_else(|error| panic!("encoding the clip: {error}"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("codec-clip.bin");
     std::fs::write(&out, blob).unwrap_or_else(|error| panic!("{}: {error}", out.display()));
+}
+
+/// A device tree built into the image (`$TIDEPOOL_BUILTIN_DTB`), for
+/// loaders that pass none (x0 = 0): the board supplies the tree.
+fn embed_builtin_tree() {
+    println!("cargo:rerun-if-env-changed=TIDEPOOL_BUILTIN_DTB");
+    let Some(path) = env::var_os("TIDEPOOL_BUILTIN_DTB") else {
+        return;
+    };
+    println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
+    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("builtin.dtb");
+    std::fs::copy(&path, &out)
+        .unwrap_or_else(|error| panic!("TIDEPOOL_BUILTIN_DTB={}: {error}", PathBuf::from(&path).display()));
+    println!("cargo:rustc-cfg=tidepool_builtin_dtb");
 }

@@ -12,7 +12,11 @@ pub const EARLY_UART: Option<usize> = Some(0x0900_0000);
 pub const EARLY_UART: Option<usize> = None;
 
 /// A device tree built into the image, for loaders that pass none (x0 = 0),
-/// such as a Jailhouse cell. `None` on boards whose loader always passes one.
+/// such as a Jailhouse cell or QEMU booting an ELF: `$TIDEPOOL_BUILTIN_DTB`
+/// at build time (see build.rs). `None` when the loader always passes one.
+#[cfg(tidepool_builtin_dtb)]
+pub const BUILTIN_DTB: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/builtin.dtb")));
+#[cfg(not(tidepool_builtin_dtb))]
 pub const BUILTIN_DTB: Option<&[u8]> = None;
 
 /// The board's name, as printed at boot.

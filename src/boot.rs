@@ -139,6 +139,9 @@ mod image {
             crate::console::log_level_from_bootargs(bootargs).unwrap_or(log::LevelFilter::Info),
         );
         exit::configure(bootargs, platform.psci_conduit());
+        if dtb == 0 {
+            log::info!("the loader passed no device tree (x0 = 0): using the one built into the image");
+        }
 
         let layout = devicetree::layout(&platform, image, dtb_range);
         // SAFETY: the layout's free ranges are RAM that is not the image, the

@@ -111,3 +111,28 @@ fn a_panic_prints_message_and_location_and_fails() {
     assert_eq!(outcome.exit_line_status, Some(101));
     assert_eq!(outcome.qemu_status, Some(101));
 }
+
+#[test]
+fn without_a_tree_from_the_loader_the_built_in_tree_is_used() {
+    // QEMU boots an ELF with x0 = 0: the board-supplied tree built into the
+    // image must take the loader's place.
+    for el2 in [false, true] {
+        let variant = Variant { gic_version: 3, el2 };
+        let mut spec = xtask::image::ImageBuild::new("hello");
+        spec.builtin_dtb = Some(common::tree(variant, &[]));
+        let raw = common::image(spec);
+        let mut launch =
+            common::launch(xtask::image::ImageBuild::new("hello"), variant, common::tree(variant, &[]), &[], &[]);
+        launch.image = raw.with_extension("elf");
+        let outcome = xtask::run::run(&launch, common::TIMEOUT, false).unwrap();
+        println!("{}", outcome.console);
+        assert!(
+            outcome.console.contains("the loader passed no device tree (x0 = 0): using the one built into the image")
+        );
+        assert!(outcome.has_line("hello from tidepool"));
+        assert!(
+            outcome.console.contains("pool 3 /reserved-memory/restricted-dma@48000000: fixed 0x48000000..0x48400000")
+        );
+        assert_eq!(outcome.exit_line_status, Some(0));
+    }
+}

@@ -25,6 +25,9 @@ pub struct ImageBuild {
     /// Images for the codec clip (`TIDEPOOL_CODEC_FRAMES`, read by build.rs)
     /// instead of the procedural clip.
     pub codec_frames: Option<PathBuf>,
+    /// A device tree to build into the image (`TIDEPOOL_BUILTIN_DTB`), for
+    /// loaders that pass none.
+    pub builtin_dtb: Option<PathBuf>,
 }
 
 impl ImageBuild {
@@ -35,6 +38,7 @@ impl ImageBuild {
             release: true,
             features: Vec::new(),
             codec_frames: None,
+            builtin_dtb: None,
         }
     }
 
@@ -48,6 +52,9 @@ impl ImageBuild {
         }
         if self.codec_frames.is_some() {
             file.push_str("+frames");
+        }
+        if self.builtin_dtb.is_some() {
+            file.push_str("+builtin-dtb");
         }
         paths::out_dir().join("images").join(format!("{file}.bin"))
     }
@@ -76,6 +83,10 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
         Some(dir) => cargo.env("TIDEPOOL_CODEC_FRAMES", dir),
         None => cargo.env_remove("TIDEPOOL_CODEC_FRAMES"),
     };
+    match &spec.builtin_dtb {
+        Some(tree) => cargo.env("TIDEPOOL_BUILTIN_DTB", tree),
+        None => cargo.env_remove("TIDEPOOL_BUILTIN_DTB"),
+    };
     if spec.release {
         cargo.arg("--release");
     }
@@ -87,6 +98,9 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
         fs::create_dir_all(parent)?;
     }
     elf_to_raw(&elf, &output)?;
+    // The ELF too, for loaders (and tests) that take one: QEMU passes no
+    // device tree to an ELF (x0 = 0).
+    fs::copy(&elf, output.with_extension("elf"))?;
     Ok(output)
 }
 
