@@ -77,14 +77,8 @@ fn main(boot: &'static Boot) -> u32 {
             return tidepool::exit::FAILURE;
         }
     };
-    let bootargs = boot.platform.bootargs();
-    let arg = |name: &str, default: u32| {
-        bootargs
-            .split_ascii_whitespace()
-            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(default)
-    };
+    let arg =
+        |name: &str, default: u32| boot.platform.bootarg(name).and_then(|value| value.parse().ok()).unwrap_or(default);
     let settings = Settings {
         rounds: arg("bench.rounds", 5).max(1),
         warmup: arg("bench.warmup", 1),
@@ -99,10 +93,7 @@ fn main(boot: &'static Boot) -> u32 {
     );
     println!("bench: clock=cntvct hz={}", timer::frequency());
 
-    let Some(device) = probe::devices(boot, DmaPolicy::Strict)
-        .into_iter()
-        .find(|device| device.device_id == hostmem_wire::DEVICE_ID_DEFAULT)
-    else {
+    let Some(device) = probe::find(boot, DmaPolicy::Strict, hostmem_wire::DEVICE_ID_DEFAULT) else {
         println!("bench: error: no hostmem device");
         return tidepool::exit::FAILURE;
     };

@@ -58,10 +58,7 @@ fn main(boot: &'static Boot) -> u32 {
         CLIP.len() / 1024
     );
 
-    let Some(device) = probe::devices(boot, DmaPolicy::Strict)
-        .into_iter()
-        .find(|device| device.device_id == hostmem_wire::DEVICE_ID_DEFAULT)
-    else {
+    let Some(device) = probe::find(boot, DmaPolicy::Strict, hostmem_wire::DEVICE_ID_DEFAULT) else {
         println!("codec: no hostmem device");
         return tidepool::exit::FAILURE;
     };

@@ -34,7 +34,7 @@ fn fail(error: impl Display) -> TestFailure {
 
 fn take(boot: &Boot) -> Result<Device, TestFailure> {
     let id = hostmem_wire::DEVICE_ID_DEFAULT;
-    let device = probe::devices(boot, DmaPolicy::Strict).into_iter().find(|device| device.device_id == id);
+    let device = probe::find(boot, DmaPolicy::Strict, id);
     device.ok_or_else(|| fail(alloc::format!("no virtio device with id {id}")))
 }
 

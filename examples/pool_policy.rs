@@ -22,7 +22,7 @@ const DEVICE_ID_RNG: u32 = 4;
 const PRIVATE_SLOT: usize = 7;
 
 fn policy(boot: &Boot) -> DmaPolicy {
-    if !boot.platform.bootargs().split_ascii_whitespace().any(|word| word == "policy=unrestricted") {
+    if boot.platform.bootarg("policy") != Some("unrestricted") {
         return DmaPolicy::Strict;
     }
     static CARVED: spin::Once<()> = spin::Once::new();

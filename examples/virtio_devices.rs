@@ -51,8 +51,8 @@ fn pools_are_registered(boot: &Boot) -> TestResult {
 }
 
 fn take(boot: &Boot, device_id: u32) -> Result<Device, tidepool::TestFailure> {
-    let device = probe::devices(boot, DmaPolicy::Strict).into_iter().find(|device| device.device_id == device_id);
-    device.ok_or_else(|| tidepool::TestFailure(alloc::format!("no virtio device with id {device_id}")))
+    probe::find(boot, DmaPolicy::Strict, device_id)
+        .ok_or_else(|| tidepool::TestFailure(alloc::format!("no virtio device with id {device_id}")))
 }
 
 /// Sets pool room aside for a buffer the driver is about to share, so that

@@ -95,10 +95,7 @@ pub fn init_logger(level: log::LevelFilter) {
 
 /// Parses `tidepool.log=<level>` out of the kernel command line.
 pub fn log_level_from_bootargs(bootargs: &str) -> Option<log::LevelFilter> {
-    bootargs
-        .split_ascii_whitespace()
-        .find_map(|arg| arg.strip_prefix("tidepool.log="))
-        .and_then(|level| level.parse().ok())
+    crate::devicetree::bootarg(bootargs, "tidepool.log")?.parse().ok()
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -148,6 +145,10 @@ mod tests {
         assert_eq!(log_level_from_bootargs("a tidepool.log=debug b"), Some(log::LevelFilter::Debug));
         assert_eq!(log_level_from_bootargs("tidepool.log=nonsense"), None);
         assert_eq!(log_level_from_bootargs(""), None);
+        // The last word wins, so a launcher's default can be overridden.
+        assert_eq!(log_level_from_bootargs("tidepool.log=info tidepool.log=trace"), Some(log::LevelFilter::Trace));
+        // A longer key with the same prefix is another key.
+        assert_eq!(log_level_from_bootargs("tidepool.logger=debug"), None);
     }
 
     struct Buffer(std::vec::Vec<u8>);

@@ -33,8 +33,7 @@ static CONDUIT: AtomicU32 = AtomicU32::new(0);
 pub fn configure(bootargs: &str, conduit: Option<Conduit>) {
     // The last `tidepool.exit=` word wins, so a launcher's default can be
     // overridden by words appended after it.
-    let method = bootargs.split_ascii_whitespace().rev().find_map(|arg| arg.strip_prefix("tidepool.exit="));
-    let semihosting = method == Some("semihosting");
+    let semihosting = crate::devicetree::bootarg(bootargs, "tidepool.exit") == Some("semihosting");
     METHOD.store(if semihosting { METHOD_SEMIHOSTING } else { METHOD_PSCI }, Ordering::Relaxed);
     let conduit = match conduit {
         None => 0,

@@ -294,6 +294,11 @@ pub struct VirtioMmio {
     pub pool: Option<usize>,
 }
 
+/// The value of the last `key=value` word of a command line.
+pub fn bootarg<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
+    bootargs.split_ascii_whitespace().rev().find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+}
+
 /// What [`discover`] found. Built only by `discover`, so its invariants
 /// hold: memory sorted and disjoint, every range non-empty and not wrapping,
 /// every `Ok` pool page-aligned, inside RAM and clear of reserved regions
@@ -363,6 +368,12 @@ impl Platform {
     /// `/chosen/bootargs`, empty if absent.
     pub fn bootargs(&self) -> &str {
         &self.bootargs
+    }
+
+    /// The value of `key=value` on the command line; the last one wins, so
+    /// words appended later override earlier ones.
+    pub fn bootarg(&self, key: &str) -> Option<&str> {
+        bootarg(&self.bootargs, key)
     }
 
     /// MMIO ranges of the devices the runtime drives: the UART, the GIC

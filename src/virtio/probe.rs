@@ -136,3 +136,9 @@ pub fn devices(boot: &Boot, policy: DmaPolicy) -> Vec<Device> {
         })
         .collect()
 }
+
+/// The first usable device with virtio id `device_id`. (The others are
+/// dropped, which resets them: they were not in use.)
+pub fn find(boot: &Boot, policy: DmaPolicy, device_id: u32) -> Option<Device> {
+    devices(boot, policy).into_iter().find(|device| device.device_id == device_id)
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use codec_clip::{Clip, Digest};
 
 use crate::backend::BackendSpec;
-use crate::board::{Board, Variant};
+use crate::board::Variant;
 use crate::image::ImageBuild;
 use crate::qemu::Launch;
 use crate::{Error, Result, bail};
@@ -204,24 +204,12 @@ pub struct GuestRun {
 /// as `cargo xtask run` and the QEMU tests do, and returns what it
 /// reported.
 pub fn guest(options: &BenchOptions) -> Result<GuestRun> {
-    let board = Board::find(&options.board)?;
-    let qemu = crate::setup::setup()?;
     let mut spec = ImageBuild::new(IMAGE);
     spec.board = options.board.clone();
     spec.release = options.release;
     spec.codec_frames = options.frames.clone();
     println!("bench: building {IMAGE} and the backend");
-    let image = crate::image::build(&spec)?;
-    let dtb = crate::dtb::board_tree(&qemu, board, options.variant)?;
-    let launch = Launch {
-        qemu,
-        board,
-        variant: options.variant,
-        image,
-        dtb,
-        bootargs: options.bootargs.clone(),
-        extra_args: Vec::new(),
-    };
+    let launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
     println!("bench: booting {IMAGE} under QEMU with the hostmem backend (paths a and b)");
     let outcome = crate::run::run_with_backend(&launch, &BackendSpec::default(), options.timeout, false)?;
     let results: Vec<PathResult> = outcome.console.lines().filter_map(parse_line).collect();

@@ -145,20 +145,8 @@ fn real_main() -> Result<ExitCode> {
             println!("{}", tree.display());
         }
         "run" => {
-            let board = Board::find(&options.board)?;
-            let qemu = xtask::setup::setup()?;
-            let image = xtask::image::build(&image_build(&options))?;
-            let dtb = xtask::dtb::board_tree(&qemu, board, options.variant)?;
-            let launch = Launch {
-                qemu,
-                board,
-                variant: options.variant,
-                image,
-                dtb,
-                bootargs: options.bootargs.clone(),
-                extra_args: Vec::new(),
-            };
             let spec = image_build(&options);
+            let launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
             let outcome = if BACKEND_IMAGES.contains(&spec.name.as_str()) && !options.no_backend {
                 let mut backend = xtask::backend::BackendSpec::default();
                 if let Some(dir) = &options.dump_frames {

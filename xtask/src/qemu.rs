@@ -21,6 +21,15 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// Makes sure QEMU exists (`setup`), builds `spec` and its board's tree.
+    pub fn prepare(spec: &crate::image::ImageBuild, variant: Variant, bootargs: Vec<String>) -> crate::Result<Launch> {
+        let board = Board::find(&spec.board)?;
+        let qemu = crate::setup::setup()?;
+        let image = crate::image::build(spec)?;
+        let dtb = crate::dtb::board_tree(&qemu, board, variant)?;
+        Ok(Launch { qemu, board, variant, image, dtb, bootargs, extra_args: Vec::new() })
+    }
+
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.qemu.binary);
         command.args(self.board.machine_args(self.variant));
