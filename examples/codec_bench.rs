@@ -24,7 +24,7 @@
 //! One line per path, for `cargo xtask bench codec` to parse:
 //!
 //! ```text
-//! bench: path=hostmem depth=4 frames=150 us=... verify_us=... bytes_in=... bytes_out=... doorbells=... interrupts=... events=... notifications=... transport_bytes=...
+//! bench: path=hostmem depth=4 frames=150 us=... verify_us=... bytes_in=... bytes_out=... doorbells=... interrupts=... events=... notifications=... transport_bytes=... payload_bytes=... pool_bounced=...
 //! ```
 //!
 //! Command line: `bench.rounds=R` (default 5), `bench.depth=D` (hostmem
@@ -36,16 +36,20 @@
 
 extern crate alloc;
 
+#[path = "common/codec_client.rs"]
+mod codec_client;
+
 use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use codec_clip::{Clip, Digest};
+use codec_client::{ZeroCopyClient, text, verify};
+use codec_clip::Clip;
 use hostmem_wire::METADATA_SIZE;
-use hostmem_wire::codec::{self, DecodeMeta, FrameInfo, SlotLayout};
+use hostmem_wire::codec::{self, SlotLayout};
 use tidepool::arch::aarch64::timer;
-use tidepool::hostmem::{Counters, Hostmem, Instance, Notification, Options, Subdevice};
+use tidepool::hostmem::{Counters, Hostmem, Instance, Notification, Options};
 use tidepool::virtio::probe::{self, DmaPolicy};
 use tidepool::{Boot, dma, println};
 use virtio_drivers::Hal;
@@ -138,12 +142,12 @@ fn run<H: Hal>(
     let zero_copy = hostmem.create_instance(codec, SlotLayout::completion_offset(0)).map_err(text)?;
     let copying = hostmem.create_instance(codec, SlotLayout::completion_offset(1)).map_err(text)?;
 
-    let mut zero = ZeroCopy::new(&hostmem, codec, clip, settings.depth)?;
+    let mut client = ZeroCopyClient::new(&hostmem, codec, clip, settings.depth)?;
     for _ in 0..settings.warmup {
-        zero.play(&mut hostmem, &zero_copy, clip, 1, settings.timeout)?;
+        play_zero_copy(&mut client, &mut hostmem, &zero_copy, clip, 1, settings.timeout)?;
     }
     measure(&mut hostmem, slot, "hostmem", settings.depth, |hostmem| {
-        zero.play(hostmem, &zero_copy, clip, settings.rounds, settings.timeout)
+        play_zero_copy(&mut client, hostmem, &zero_copy, clip, settings.rounds, settings.timeout)
     })?;
 
     let mut copy = Copying::new(clip, settings.copy_depth);
@@ -174,7 +178,7 @@ fn measure<H: Hal>(
     let pool_after = dma::with_pool(slot, |pool| pool.stats()).map_err(text)?;
     let us = |ticks: u64| timer::micros_between(0, ticks);
     println!(
-        "bench: path={path} depth={depth} frames={} us={} verify_us={} bytes_in={} bytes_out={} doorbells={} interrupts={} events={} notifications={} transport_bytes={} pool_bounced={}",
+        "bench: path={path} depth={depth} frames={} us={} verify_us={} bytes_in={} bytes_out={} doorbells={} interrupts={} events={} notifications={} transport_bytes={} payload_bytes={} pool_bounced={}",
         run.frames,
         us(run.ticks),
         us(run.verify_ticks),
@@ -185,146 +189,47 @@ fn measure<H: Hal>(
         counters.events,
         counters.notifications,
         counters.bytes_copied_by_transport,
+        counters.payload_bytes_copied_by_transport,
         pool_after.bytes_bounced.saturating_sub(pool_before.bytes_bounced)
     );
     Ok(())
 }
 
-/// Hashes `pixels` bytes handed over by `read` a page at a time and checks
-/// the digest and dimensions against the clip's frame `frame`.
-fn verify(
+// --- path=hostmem: the region, through the client codec_demo uses ---
+
+/// Plays the clip `rounds` times through `client` and verifies every frame;
+/// any frame that does not verify ends the benchmark.
+fn play_zero_copy<H: Hal>(
+    client: &mut ZeroCopyClient,
+    hostmem: &mut Hostmem<H>,
+    instance: &Instance,
     clip: &Clip<'_>,
-    frame: u32,
-    info: &FrameInfo,
-    mut read: impl FnMut(u64, &mut [u8]) -> Result<(), String>,
-) -> Result<(), String> {
-    if (info.width.get(), info.height.get(), u32::from(info.channels)) != (clip.width, clip.height, clip.channels) {
-        return Err(alloc::format!(
-            "frame {frame}: decoded as {}x{}x{}",
-            info.width.get(),
-            info.height.get(),
-            info.channels
-        ));
-    }
-    let expected = clip.frame(frame).map_err(text)?.digest;
-    let mut digest = Digest::new();
-    let mut chunk = [0u8; 4096];
-    let pixels = info.pixels_size.get();
-    let mut done = 0;
-    while done < pixels {
-        let len = (pixels - done).min(chunk.len() as u64) as usize;
-        read(done, &mut chunk[..len])?;
-        digest.update(&chunk[..len]);
-        done += len as u64;
-    }
-    if digest.finish() != expected {
-        return Err(alloc::format!("frame {frame}: digest {:016x}, expected {expected:016x}", digest.finish()));
-    }
-    Ok(())
-}
-
-// --- path=hostmem: the region, as codec_demo uses it ---
-
-struct ZeroCopy {
-    layout: SlotLayout,
-    depth: u32,
-}
-
-/// A frame on its way: which slot, which notification.
-struct InFlight {
-    frame: u32,
-    seq: u64,
-    output: (u64, u64),
-}
-
-impl ZeroCopy {
-    fn new<H: Hal>(hostmem: &Hostmem<H>, codec: Subdevice, clip: &Clip<'_>, depth: u32) -> Result<Self, String> {
-        let region_len = hostmem.region(codec).map_err(text)?.len();
-        let largest =
-            (0..clip.frames).filter_map(|i| clip.frame(i).ok()).map(|f| f.qoi.len() as u64).max().unwrap_or(0);
-        let layout = SlotLayout::new(region_len, depth, largest.next_multiple_of(4096), depth).map_err(text)?;
-        let needed = codec::required_capacity(clip.width, clip.height, clip.channels as u8).unwrap_or(u64::MAX);
-        if layout.output_slot(0).is_none_or(|(_, capacity)| capacity < needed) {
-            return Err(alloc::format!("output slots are smaller than a frame ({needed} bytes)"));
-        }
-        Ok(Self { layout, depth })
-    }
-
-    fn play<H: Hal>(
-        &mut self,
-        hostmem: &mut Hostmem<H>,
-        instance: &Instance,
-        clip: &Clip<'_>,
-        rounds: u32,
-        timeout: Duration,
-    ) -> Result<Run, String> {
-        let codec = instance.subdevice();
-        let mut run = Run::default();
-        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        let started = timer::now();
-        for index in 0..rounds * clip.frames {
-            let frame = index % clip.frames;
-            let slot = index % self.depth;
-            if in_flight.len() == self.depth as usize
-                && let Some(oldest) = in_flight.pop_front()
-            {
-                self.finish(hostmem, instance, clip, &oldest, timeout, &mut run)?;
-            }
-            let data = clip.frame(frame).map_err(text)?;
-            let (input_offset, _) = self.layout.input_slot(slot).ok_or("no input slot")?;
-            let output = self.layout.output_slot(slot).ok_or("no output slot")?;
-            // The one copy a frame costs: into the shared region.
-            hostmem.region(codec).map_err(text)?.write(input_offset, data.qoi).map_err(text)?;
-            let seq = hostmem
-                .notify(
-                    instance,
-                    Notification {
-                        opcode: codec::Op::Decode as u32,
-                        offset: input_offset,
-                        size: data.qoi.len() as u64,
-                        metadata: DecodeMeta::new(output.0, output.1).to_metadata(),
-                        want_event: false,
-                    },
-                )
-                .map_err(text)?;
-            run.bytes_in += data.qoi.len() as u64;
-            in_flight.push_back(InFlight { frame, seq, output });
-        }
-        while let Some(pending) = in_flight.pop_front() {
-            self.finish(hostmem, instance, clip, &pending, timeout, &mut run)?;
-        }
-        run.ticks = timer::now().saturating_sub(started);
-        Ok(run)
-    }
-
-    /// Waits for `pending`'s completion word and verifies the frame in
-    /// place in the region.
-    fn finish<H: Hal>(
-        &self,
-        hostmem: &mut Hostmem<H>,
-        instance: &Instance,
-        clip: &Clip<'_>,
-        pending: &InFlight,
-        timeout: Duration,
-        run: &mut Run,
-    ) -> Result<(), String> {
-        hostmem
-            .wait_completion(instance, pending.seq, timeout)
-            .map_err(|error| alloc::format!("frame {}: {error}", pending.frame))?;
-        let started = timer::now();
-        let region = hostmem.region(instance.subdevice()).map_err(text)?;
-        let mut header = [0u8; codec::FRAME_HEADER_SIZE as usize];
-        region.read(pending.output.0, &mut header).map_err(text)?;
-        let info = FrameInfo::read(&header).map_err(text)?;
-        info.check(pending.seq, pending.output.1)
-            .map_err(|error| alloc::format!("frame {}: {error}", pending.frame))?;
-        let pixels_at = pending.output.0 + codec::FRAME_HEADER_SIZE;
-        verify(clip, pending.frame, &info, |offset, chunk| region.read(pixels_at + offset, chunk).map_err(text))?;
+    rounds: u32,
+    timeout: Duration,
+) -> Result<Run, String> {
+    let mut run = Run::default();
+    let finish = |client: &mut ZeroCopyClient, hostmem: &mut Hostmem<H>, run: &mut Run| {
+        let Some(done) = client.finish_oldest(hostmem, instance, clip, timeout)? else {
+            return Ok::<bool, String>(false);
+        };
+        let decoded = done.outcome.map_err(|why| alloc::format!("frame {}: {why}", done.frame))?;
         run.frames += 1;
-        run.bytes_out += info.pixels_size.get();
-        run.verify_ticks += timer::now().saturating_sub(started);
-        Ok(())
+        run.bytes_out += decoded.info.pixels_size.get();
+        run.verify_ticks += done.verify_ticks;
+        Ok(true)
+    };
+    let started = timer::now();
+    for index in 0..rounds * clip.frames {
+        if client.is_full() {
+            finish(client, hostmem, &mut run)?;
+        }
+        let frame = index % clip.frames;
+        client.submit(hostmem, instance, clip, frame)?;
+        run.bytes_in += clip.frame(frame).map_or(0, |data| data.qoi.len() as u64);
     }
+    while finish(client, hostmem, &mut run)? {}
+    run.ticks = timer::now().saturating_sub(started);
+    Ok(run)
 }
 
 // --- path=copy: DECODE_INLINE, buffers bounced through the DMA pool ---
@@ -425,8 +330,4 @@ impl Copying {
         self.spare.push((input, output));
         Ok(())
     }
-}
-
-fn text(error: impl core::fmt::Display) -> String {
-    error.to_string()
 }

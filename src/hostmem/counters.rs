@@ -19,10 +19,14 @@ pub struct Counters {
     pub notifications: u64,
     /// Config-queue requests sent (CREATE, DESTROY, QUERY_SUBDEVICE, PING).
     pub config_requests: u64,
-    /// Bytes the DMA pool copied for this device's messages (bounce copies
-    /// of requests, responses, notifications and events). Region data is
-    /// never copied by the transport, so this stays small per operation.
+    /// Bytes the DMA pool copied for this device (bounce copies in and
+    /// back), as the pool counted them.
     pub bytes_copied_by_transport: u64,
+    /// The part of [`Self::bytes_copied_by_transport`] that was not message
+    /// structs (requests, responses, notifications, events): data buffers of
+    /// [`super::Hostmem::notify_with_buffers`]. Region data never goes
+    /// through the pool, so this stays 0 on the zero-copy path.
+    pub payload_bytes_copied_by_transport: u64,
 }
 
 impl Counters {
@@ -37,6 +41,9 @@ impl Counters {
             notifications: self.notifications.saturating_sub(earlier.notifications),
             config_requests: self.config_requests.saturating_sub(earlier.config_requests),
             bytes_copied_by_transport: self.bytes_copied_by_transport.saturating_sub(earlier.bytes_copied_by_transport),
+            payload_bytes_copied_by_transport: self
+                .payload_bytes_copied_by_transport
+                .saturating_sub(earlier.payload_bytes_copied_by_transport),
         }
     }
 }
@@ -45,14 +52,15 @@ impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} doorbells, {} interrupts, {} events ({} dropped), {} notifications, {} config requests, {} bytes copied by the transport",
+            "{} doorbells, {} interrupts, {} events ({} dropped), {} notifications, {} config requests, {} bytes copied by the transport ({} of them payload)",
             self.doorbells,
             self.interrupts,
             self.events,
             self.events_dropped,
             self.notifications,
             self.config_requests,
-            self.bytes_copied_by_transport
+            self.bytes_copied_by_transport,
+            self.payload_bytes_copied_by_transport
         )
     }
 }

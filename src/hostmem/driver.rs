@@ -723,7 +723,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
         self.rings.config_in_flight = Some(ConfigInFlight { token, request, request_bytes, response_bytes });
         self.counters.config_requests += 1;
         self.doorbell_if_needed(hostmem_wire::CONFIG_QUEUE);
-        self.account(before);
+        self.account(before, REQUEST_LEN);
 
         let deadline = Deadline::after(self.request_timeout);
         loop {
@@ -773,7 +773,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
         let mut outputs = [&mut response_bytes[..]];
         // SAFETY: the same buffers `add` got for this token.
         let popped = unsafe { self.rings.config.pop_used(token, &inputs, &mut outputs) };
-        self.account(before);
+        self.account(before, RESPONSE_LEN);
         match popped {
             Ok(used) => Ok((request, used, response_bytes)),
             Err(error) => Err(HostmemError::BadUsed { queue, reason: UsedReason::Pop(error) }),
@@ -867,7 +867,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
         };
         notify.in_flight.push((token, bytes));
         self.doorbell_if_needed(u32::from(queue_index));
-        self.account(before);
+        self.account(before, NOTIFICATION_LEN);
         self.counters.notifications += 1;
         if let Some(Some(state)) = self.instances.get_mut(instance.id as usize) {
             state.last_sent = seq;
@@ -886,7 +886,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
                 let Some(chain) = notify.with_buffers.iter_mut().find(|c| c.token == token && c.used.is_none()) else {
                     return Err(HostmemError::BadUsed { queue, reason: UsedReason::UnknownToken(token) });
                 };
-                let before = dma::with_pool(self.pool_slot, |pool| pool.stats().bytes_bounced).unwrap_or(0);
+                let before = pool_bytes_bounced(self.pool_slot);
                 // As `notify_with_buffers` added them (no empty input).
                 let inputs: &[&[u8]] = if chain.input.is_empty() {
                     &[&chain.notification[..]]
@@ -898,8 +898,10 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
                 // since (owned by the chain). Unsharing copies the output
                 // back from its bounce buffer.
                 let popped = unsafe { notify.queue.pop_used(token, inputs, &mut outputs) };
-                let bounced = dma::with_pool(self.pool_slot, |pool| pool.stats().bytes_bounced).unwrap_or(0);
-                self.counters.bytes_copied_by_transport += bounced.saturating_sub(before);
+                // Only the output is copied back, and it is payload.
+                let bounced = pool_bytes_bounced(self.pool_slot).saturating_sub(before);
+                self.counters.bytes_copied_by_transport += bounced;
+                self.counters.payload_bytes_copied_by_transport += bounced;
                 match popped {
                     // The device's used length is not trusted.
                     Ok(used) => chain.used = Some((used as usize).min(chain.output.len())),
@@ -1004,7 +1006,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
         };
         notify.with_buffers.push_back(chain);
         self.doorbell_if_needed(u32::from(queue_index));
-        self.account(before);
+        self.account(before, NOTIFICATION_LEN);
         self.counters.notifications += 1;
         if let Some(Some(state)) = self.instances.get_mut(instance.id as usize) {
             state.last_sent = seq;
@@ -1190,7 +1192,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
                 let region_len = regions.get(state.subdevice as usize)?.len();
                 Some(InstanceView { region_len, last_sent: state.last_sent })
             });
-            self.account(before);
+            self.account(before, EVENT_LEN);
             match self.post_event_buffer(index) {
                 Ok(done) => posted |= done,
                 Err(error) => {
@@ -1295,11 +1297,16 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     }
 
     fn bounced(&self) -> u64 {
-        dma::with_pool(self.pool_slot, |pool| pool.stats().bytes_bounced).unwrap_or(0)
+        pool_bytes_bounced(self.pool_slot)
     }
 
-    fn account(&mut self, before: u64) {
-        self.counters.bytes_copied_by_transport += self.bounced().saturating_sub(before);
+    /// Adds what the pool bounced since `before` to the counters; all but
+    /// `message_bytes` of it (the message structs the operation bounced) is
+    /// payload.
+    fn account(&mut self, before: u64, message_bytes: usize) {
+        let bounced = self.bounced().saturating_sub(before);
+        self.counters.bytes_copied_by_transport += bounced;
+        self.counters.payload_bytes_copied_by_transport += bounced.saturating_sub(message_bytes as u64);
     }
 
     /// Sets pool room aside for the next bounces, all or nothing.
@@ -1350,6 +1357,11 @@ impl<H: Hal, R: Registers> Drop for Hostmem<H, R> {
             unsafe { ManuallyDrop::drop(&mut self.transport) };
         }
     }
+}
+
+/// What the pool has bounced so far (0 for a slot without a pool).
+fn pool_bytes_bounced(slot: usize) -> u64 {
+    dma::with_pool(slot, |pool| pool.stats().bytes_bounced).unwrap_or(0)
 }
 
 fn notify_queue_index(id: u32) -> u16 {

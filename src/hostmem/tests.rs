@@ -293,6 +293,7 @@ fn counters_subtract_and_print() {
         notifications: 3,
         config_requests: 1,
         bytes_copied_by_transport: 252,
+        payload_bytes_copied_by_transport: 40,
     };
     let delta = now.since(&earlier);
     assert_eq!((delta.doorbells, delta.notifications, delta.bytes_copied_by_transport), (3, 2, 152));
@@ -865,6 +866,7 @@ fn echo_round_trip_through_the_emulated_device() {
     assert_eq!(cost.doorbells, 2);
     // 72 bytes of notification in, 80 bytes of event out; the payload never.
     assert_eq!(cost.bytes_copied_by_transport, 72 + 80);
+    assert_eq!(cost.payload_bytes_copied_by_transport, 0);
     assert!(cost.interrupts >= 1);
 
     // Without an event: completion only through the word.
@@ -1323,6 +1325,7 @@ fn a_buffer_chain_round_trips_through_the_pool() {
     assert_eq!(free_pages(), free);
     let cost = hostmem.counters().since(&counters);
     assert_eq!((cost.notifications, cost.events, cost.bytes_copied_by_transport), (1, 0, 72 + 22 + 300));
+    assert_eq!(cost.payload_bytes_copied_by_transport, 22 + 300, "the notification is a message, not payload");
     assert_eq!(hostmem.completion_word(&instance).unwrap(), 1);
 
     // Nothing else in flight; plain notifications continue the seqs.

@@ -68,6 +68,8 @@ pub struct PathResult {
     pub events: u64,
     /// Payload and message bytes the DMA pool copied (bounces).
     pub transport_bytes: u64,
+    /// The payload part of `transport_bytes` (frames, not messages).
+    pub payload_bytes: u64,
 }
 
 impl PathResult {
@@ -83,7 +85,7 @@ impl PathResult {
     /// The result line `parse_line` reads.
     pub fn line(&self) -> String {
         format!(
-            "bench: path={} depth={} frames={} us={} verify_us={} bytes_in={} bytes_out={} doorbells={} interrupts={} events={} transport_bytes={}",
+            "bench: path={} depth={} frames={} us={} verify_us={} bytes_in={} bytes_out={} doorbells={} interrupts={} events={} transport_bytes={} payload_bytes={}",
             self.path,
             self.depth,
             self.frames,
@@ -94,7 +96,8 @@ impl PathResult {
             self.doorbells,
             self.interrupts,
             self.events,
-            self.transport_bytes
+            self.transport_bytes,
+            self.payload_bytes
         )
     }
 
@@ -121,6 +124,7 @@ pub fn parse_line(line: &str) -> Option<PathResult> {
         interrupts: number("interrupts")?,
         events: number("events")?,
         transport_bytes: number("transport_bytes")?,
+        payload_bytes: number("payload_bytes")?,
     })
 }
 
@@ -248,10 +252,10 @@ pub fn report(guest: &[PathResult], native: &PathResult) -> String {
     };
     line(
         &mut out,
-        "| path | clock | depth | frames | ms | frames/s | MB/s in | MB/s out | verify | ms/frame besides verify | doorbells/frame | interrupts/frame | events/frame | bytes copied by transport/frame |"
+        "| path | clock | depth | frames | ms | frames/s | MB/s in | MB/s out | verify | ms/frame besides verify | doorbells/frame | interrupts/frame | events/frame | bytes copied by transport/frame | of them payload |"
             .into(),
     );
-    line(&mut out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
+    line(&mut out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".into());
     let label = |path: &str| match path {
         "hostmem" => "(a) hostmem, zero-copy",
         "copy" => "(b) virtqueue copy",
@@ -261,7 +265,7 @@ pub fn report(guest: &[PathResult], native: &PathResult) -> String {
         line(
             &mut out,
             format!(
-                "| {} | guest CNTVCT | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+                "| {} | guest CNTVCT | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} |",
                 label(&result.path),
                 result.depth,
                 result.frames,
@@ -275,13 +279,14 @@ pub fn report(guest: &[PathResult], native: &PathResult) -> String {
                 result.per_frame(result.interrupts),
                 result.per_frame(result.events),
                 result.per_frame(result.transport_bytes),
+                result.per_frame(result.payload_bytes),
             ),
         );
     }
     line(
         &mut out,
         format!(
-            "| {} | host Instant | 1 | {} | {:.1} | {:.1} | {:.2} | {:.2} | - | {:.2} | - | - | - | 0 |",
+            "| {} | host Instant | 1 | {} | {:.1} | {:.1} | {:.2} | {:.2} | - | {:.2} | - | - | - | 0 | 0 |",
             label("native"),
             native.frames,
             native.us as f64 / 1000.0,
@@ -399,7 +404,7 @@ mod tests {
     #[test]
     fn result_lines_parse() {
         let line = "bench: path=copy depth=4 frames=150 us=2000000 verify_us=500000 bytes_in=100 bytes_out=200 \
-                    doorbells=150 interrupts=0 events=0 notifications=150 transport_bytes=4000 pool_bounced=4000";
+                    doorbells=150 interrupts=0 events=0 notifications=150 transport_bytes=4000 payload_bytes=0 pool_bounced=4000";
         let result = parse_line(line).unwrap();
         assert_eq!(result.path, "copy");
         assert_eq!((result.depth, result.frames, result.us, result.verify_us), (4, 150, 2_000_000, 500_000));
