@@ -212,6 +212,77 @@ fn decode_function_limits() {
     assert_eq!(decode(&big, u64::MAX).unwrap_err(), Status::BadInput);
 }
 
+/// The decoder parses guest bytes: mutated real frames (bit flips, byte
+/// overwrites, truncation, spliced runs, hostile header fields) must give
+/// a status or a frame consistent with its header and the capacity, never a
+/// panic or an oversized allocation.
+#[test]
+fn decode_survives_mutated_frames() {
+    use crate::subdevice::codec::decode;
+    let originals: Vec<Vec<u8>> = [(64, 48, 3), (33, 17, 4), (1, 1, 3)]
+        .into_iter()
+        .map(|(w, h, c)| qoi::encode_to_vec(image(w, h, c), w, h).unwrap())
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % bound.max(1) as u64) as usize
+    };
+    let (mut decoded, mut rejected) = (0u32, 0u32);
+    for round in 0..100_000 {
+        let mut bytes = originals[round % originals.len()].clone();
+        for _ in 0..1 + next(4) {
+            let len = bytes.len();
+            match next(6) {
+                0 => bytes[next(len)] ^= 1 << next(8),
+                1 => bytes[next(len)] = next(256) as u8,
+                2 => bytes.truncate(next(len)),
+                3 => {
+                    // Copy a run of the frame over another place in it.
+                    let (from, to, run) = (next(len), next(len), next(64));
+                    let run = run.min(len - from).min(len - to);
+                    bytes.copy_within(from..from + run, to);
+                }
+                4 => {
+                    // Width or height: zero, huge, or random.
+                    let at = 4 + 4 * next(2);
+                    let value = [0, 1, u32::MAX, 20_000, next(1 << 16) as u32][next(5)];
+                    if let Some(field) = bytes.get_mut(at..at + 4) {
+                        field.copy_from_slice(&value.to_be_bytes());
+                    }
+                }
+                _ => {
+                    let at = next(len + 1);
+                    let insert: Vec<u8> = (0..next(16)).map(|_| next(256) as u8).collect();
+                    bytes.splice(at..at, insert);
+                }
+            }
+            if bytes.is_empty() {
+                break;
+            }
+        }
+        // Real capacities are bounded by the region (16 MiB here).
+        let capacity = [16 << 20, 32 + 64 * 48 * 3, 32 + 100, 0][next(4)];
+        match decode(&bytes, capacity) {
+            Ok(frame) => {
+                decoded += 1;
+                let size = frame.width as u64 * frame.height as u64 * u64::from(frame.channels);
+                assert_eq!(frame.pixels.len() as u64, size, "round {round}");
+                assert!(32 + size <= capacity, "round {round}: {size} bytes do not fit {capacity}");
+            }
+            Err(status) => {
+                rejected += 1;
+                assert!(matches!(status, Status::BadInput | Status::NoSpace), "round {round}: {status:?}");
+            }
+        }
+    }
+    println!("{decoded} decoded, {rejected} rejected");
+    // Both outcomes must have happened, or the mutations missed the parser.
+    assert!(decoded > 1_000 && rejected > 30_000, "{decoded} decoded, {rejected} rejected");
+}
+
 // ---- DECODE_INLINE (appendix A.3): input and output in the chain ----
 
 const DECODE_INLINE: u32 = 2;
