@@ -101,7 +101,9 @@ wire_enum! {
         Completion = 1,
         /// A notification failed; `status` says why.
         Error = 2,
-        /// The device can no longer serve the instance and destroyed it.
+        /// The device can no longer serve the instance: it discards the
+        /// instance's notifications from then on, but the id stays
+        /// allocated until the driver sends DESTROY for it.
         InstanceLost = 3,
     }
 }

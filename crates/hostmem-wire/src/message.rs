@@ -97,6 +97,26 @@ impl Notification {
     pub fn wants_event(&self) -> bool {
         self.flags.get() & Self::F_EVENT != 0
     }
+
+    /// `opcode` of a notification that may be cut short: the field if
+    /// `bytes` holds all of it. The device needs it before it knows the
+    /// whole notification arrived (to pick the chain rules, and for the
+    /// ERROR event of a short chain); the offset comes from the struct.
+    pub fn peek_opcode(bytes: &[u8]) -> Option<u32> {
+        peek::<U32>(bytes, core::mem::offset_of!(Self, opcode)).map(U32::get)
+    }
+
+    /// `seq` of a notification that may be cut short (see
+    /// [`Notification::peek_opcode`]): an ERROR event for a short chain
+    /// carries it when the chain was long enough to contain it.
+    pub fn peek_seq(bytes: &[u8]) -> Option<u64> {
+        peek::<U64>(bytes, core::mem::offset_of!(Self, seq)).map(U64::get)
+    }
+}
+
+/// The field of type `T` at `offset` in `bytes`, if `bytes` holds all of it.
+pub(crate) fn peek<T: FromBytes>(bytes: &[u8], offset: usize) -> Option<T> {
+    bytes.get(offset..).and_then(|rest| T::read_from_prefix(rest).ok()).map(|(value, _)| value)
 }
 
 /// Sequence rule of docs/hostmem.md §9.4: `seq` is non-zero and above the
@@ -165,7 +185,8 @@ impl Event {
         Self::base(instance_id, EventType::Error, status, seq)
     }
 
-    /// An INSTANCE_LOST event: the device destroyed the instance; `last_seq`
+    /// An INSTANCE_LOST event: the device can no longer serve the instance
+    /// (its id stays allocated until the driver's DESTROY); `last_seq`
     /// is the last completed notification.
     pub fn instance_lost(instance_id: u32, last_seq: u64, status: Status) -> Self {
         Self::base(instance_id, EventType::InstanceLost, status, last_seq)

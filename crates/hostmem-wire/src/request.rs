@@ -68,6 +68,12 @@ impl ConfigRequest {
         Self::read_from_prefix(bytes).map(|(req, _)| req).map_err(|_| short::<Self>(bytes.len()))
     }
 
+    /// `opcode` of a request that may be cut short: the field if `bytes`
+    /// holds all of it, so a device can echo it in a failure response.
+    pub fn peek_opcode(bytes: &[u8]) -> Option<u32> {
+        crate::message::peek::<U32>(bytes, core::mem::offset_of!(Self, opcode)).map(U32::get)
+    }
+
     /// Decodes the request: known opcode, known flags, and every field the
     /// opcode does not use zero. The device answers a failure with
     /// [`WireError::status`].

@@ -252,3 +252,30 @@ fn constructors_put_values_where_the_spec_says() {
     assert_eq!(at::<4>(b, 12), 5u32.to_le_bytes()); // 2 + 3
     assert_eq!(at::<4>(b, 16), 4u32.to_le_bytes());
 }
+
+/// The field readers for buffers that may be cut short take the fields
+/// from where the spec puts them (opcode at 4, seq at 16 in a notification;
+/// opcode at 0 in a request), and only when the buffer holds all of one.
+#[test]
+fn peeks_read_fields_of_short_buffers() {
+    let n = Notification::new(1, 0x0a0b_0c0d, 0, 0x1122_3344_5566_7788, 0, 0, [0; 32]);
+    let bytes = n.as_bytes();
+    assert_eq!(Notification::peek_opcode(bytes), Some(0x0a0b_0c0d));
+    assert_eq!(Notification::peek_seq(bytes), Some(0x1122_3344_5566_7788));
+    // Exactly long enough, one byte short.
+    assert_eq!(Notification::peek_opcode(&bytes[..8]), Some(0x0a0b_0c0d));
+    assert_eq!(Notification::peek_opcode(&bytes[..7]), None);
+    assert_eq!(Notification::peek_seq(&bytes[..24]), Some(0x1122_3344_5566_7788));
+    assert_eq!(Notification::peek_seq(&bytes[..23]), None);
+    assert_eq!(Notification::peek_seq(&[]), None);
+    // Hand-placed bytes, independent of the struct.
+    let mut raw = [0u8; 24];
+    raw[4..8].copy_from_slice(&7u32.to_le_bytes());
+    raw[16..24].copy_from_slice(&9u64.to_le_bytes());
+    assert_eq!((Notification::peek_opcode(&raw), Notification::peek_seq(&raw)), (Some(7), Some(9)));
+
+    let mut raw = [0xffu8; 6];
+    raw[..4].copy_from_slice(&3u32.to_le_bytes());
+    assert_eq!(ConfigRequest::peek_opcode(&raw), Some(3));
+    assert_eq!(ConfigRequest::peek_opcode(&raw[..3]), None);
+}

@@ -20,7 +20,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 
 use crate::chain::Chain;
-use crate::memory::{MapError, MemoryViews, PoolView, load_u16};
+use crate::memory::{MapError, MemoryViews, PoolView, RegionAccess, load_u16};
 use crate::setup::DeviceSetup;
 use crate::subdevice::{Outcome, Subdevice};
 
@@ -205,6 +205,12 @@ impl Device {
         })
     }
 
+    /// Offsets of the completion words of sub-device `index`'s live
+    /// instances (all of them in its region).
+    fn completion_words(&self, index: usize) -> Vec<u64> {
+        self.live().filter(|i| i.subdevice == index).filter_map(|i| i.completion_offset).collect()
+    }
+
     /// Events dropped since the last delivered one.
     pub fn pending_dropped(&self) -> u32 {
         self.dropped
@@ -290,7 +296,7 @@ impl Device {
             return 0;
         }
         let bytes = if chain.readable_outside.is_none() { chain.gather(pool, REQUEST_LEN) } else { Vec::new() };
-        let raw_opcode = bytes.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map_or(0, u32::from_le_bytes);
+        let raw_opcode = ConfigRequest::peek_opcode(&bytes).unwrap_or(0);
         let response = if chain.misordered || chain.readable_outside.is_some() {
             log::warn!("config queue: chain {} malformed (descriptor order or outside the pool)", chain.head);
             ConfigResponse::failure(raw_opcode, Status::BadRequest)
@@ -464,8 +470,7 @@ impl Device {
     /// Whether the notification in `bytes` has an opcode whose chain
     /// carries its data, for instance `id`'s sub-device.
     fn takes_buffers(&self, id: u32, bytes: &[u8]) -> bool {
-        let opcode = bytes.get(4..8).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
-        match (self.instance(id), opcode) {
+        match (self.instance(id), Notification::peek_opcode(bytes)) {
             (Some(instance), Some(opcode)) if bytes.len() >= NOTIFICATION_LEN => {
                 self.subdevices.get(instance.subdevice).is_some_and(|s| s.takes_buffers(opcode))
             }
@@ -495,8 +500,10 @@ impl Device {
             return;
         };
         let index = instance.subdevice;
-        let seq = bytes.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes);
-        let opcode = bytes.get(4..8).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
+        // Read before the length check: an ERROR for a short chain still
+        // carries what it has (0 when `seq` itself is cut off).
+        let seq = Notification::peek_seq(bytes).unwrap_or(0);
+        let opcode = Notification::peek_opcode(bytes);
         let pool = &views.pool;
 
         // §9.5 step 1: failures after which `seq` cannot be trusted get an
@@ -545,10 +552,15 @@ impl Device {
                 }
                 None => Outcome::Lost(Status::DeviceError),
             },
-            Ok(()) => match self.subdevices.get_mut(index) {
-                Some(subdevice) => subdevice.handle(id, &notification, region),
-                None => Outcome::Lost(Status::DeviceError),
-            },
+            Ok(()) => {
+                // §9.5: completion words are the device's to write; no
+                // notification of any instance may write over one.
+                let words = self.completion_words(index);
+                match self.subdevices.get_mut(index) {
+                    Some(subdevice) => subdevice.handle(id, &notification, &RegionAccess::new(region, &words)),
+                    None => Outcome::Lost(Status::DeviceError),
+                }
+            }
         };
         // Failed core checks of a chain that carries data: nothing written.
         release_chain(id, deferred, 0, vrings, pool);

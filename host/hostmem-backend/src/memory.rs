@@ -19,7 +19,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hostmem_wire::{WireError, check_completion_word, check_range};
+use hostmem_wire::{COMPLETION_WORD_ALIGN, WireError, check_completion_word, check_range, ranges_overlap};
 use vm_memory::{
     Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap,
     MmapRegion, VolatileMemory,
@@ -229,6 +229,66 @@ impl RegionView {
             value: offset,
             align: 8,
         })
+    }
+}
+
+/// A sub-device's access to its region while it serves one notification:
+/// the [`RegionView`] minus the completion words of the sub-device's live
+/// instances. Only the device core writes those, and only as
+/// docs/hostmem.md §9.5 says, so every write a sub-device makes goes
+/// through [`RegionAccess::check_writable`]; one instance cannot aim an
+/// output at another's word, whatever the sub-device's protocol.
+pub struct RegionAccess<'a> {
+    region: &'a RegionView,
+    /// Offsets of the completion words (8 bytes each) no write may touch.
+    words: &'a [u64],
+}
+
+impl<'a> RegionAccess<'a> {
+    /// `region` with the completion words at `words` protected.
+    pub fn new(region: &'a RegionView, words: &'a [u64]) -> Self {
+        Self { region, words }
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> u64 {
+        self.region.len()
+    }
+
+    /// Never true: regions are non-empty.
+    pub fn is_empty(&self) -> bool {
+        self.region.is_empty()
+    }
+
+    /// Checks that `[offset, offset + size)` lies in the region and touches
+    /// no protected completion word; BAD_RANGE otherwise (both errors map
+    /// to it). A sub-device that writes in several steps checks its whole
+    /// output range with this first, so a refusal has no effect at all.
+    pub fn check_writable(&self, offset: u64, size: u64) -> Result<(), WireError> {
+        check_range(self.len(), offset, size)?;
+        if self.words.iter().any(|&word| ranges_overlap(offset, size, word, COMPLETION_WORD_ALIGN)) {
+            return Err(WireError::Overlap { what: "write range and a live instance's completion word" });
+        }
+        Ok(())
+    }
+
+    /// Copies `size` bytes at `offset` out of the region (reading a
+    /// completion word is harmless).
+    pub fn read(&self, offset: u64, size: u64) -> Result<Vec<u8>, WireError> {
+        self.region.read(offset, size)
+    }
+
+    /// Writes `data` at `offset`, unless that touches a protected word.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), WireError> {
+        self.check_writable(offset, data.len() as u64)?;
+        self.region.write(offset, data)
+    }
+
+    /// Copies `size` bytes from `src` to `dst` within the region, unless
+    /// the destination touches a protected word.
+    pub fn copy_within(&self, src: u64, dst: u64, size: u64) -> Result<(), WireError> {
+        self.check_writable(dst, size)?;
+        self.region.copy_within(src, dst, size)
     }
 }
 

@@ -23,8 +23,8 @@ use hostmem_backend::{Shutdown, serve};
 use hostmem_wire::codec::{DecodeMeta, FrameInfo};
 use hostmem_wire::echo::CopyMeta;
 use hostmem_wire::zerocopy::IntoBytes;
-use hostmem_wire::{Config, ConfigResponse, Event, EventType, Notification, Request, Status, feature};
-use vhost::vhost_user::message::VhostUserConfigFlags;
+use hostmem_wire::{Config, ConfigResponse, Event, EventType, Notification, Opcode, Request, Status, feature};
+use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
 use vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::desc::RawDescriptor;
@@ -186,6 +186,11 @@ impl<'a> Session<'a> {
                     | VhostUserProtocolFeatures::REPLY_ACK,
             )
             .unwrap();
+        // Every later message waits for the backend's ack, as with QEMU:
+        // otherwise a kick could reach the vring worker before the
+        // backend's message thread has enabled the queues (a CREATE then
+        // finds no usable notification queue).
+        frontend.set_hdr_flags(VhostUserHeaderFlag::NEED_REPLY);
         assert_eq!(frontend.get_queue_num().unwrap(), 6);
 
         // QEMU reads the whole config space on every guest config read.
@@ -204,10 +209,24 @@ impl<'a> Session<'a> {
             guest.mem.iter().map(|r| VhostUserMemoryRegionInfo::from_guest_region(r).unwrap()).collect();
         frontend.set_mem_table(&regions).unwrap();
 
+        let mut session =
+            Self { guest, frontend, queues: Vec::new(), bump: POOL_BASE + 0x10_0000, event_bufs: Vec::new() };
+        session.start_queues();
+        session
+    }
+
+    /// Sets up every queue from scratch, as QEMU does when the driver
+    /// (re)starts the device: empty rings, index 0, fresh eventfds.
+    fn start_queues(&mut self) {
+        let guest = self.guest;
         let va = |gpa: u64| guest.mem.get_host_address(GuestAddress(gpa)).unwrap() as u64;
-        let mut queues = Vec::new();
+        self.queues.clear();
+        // The device forgot every buffer (§12); so does the driver.
+        self.event_bufs.clear();
         for q in 0..QUEUES {
             let dq = DriverQueue::new(q);
+            guest.mem.write_slice(&[0; 0x1000], GuestAddress(dq.desc)).unwrap();
+            let frontend = &mut self.frontend;
             frontend.set_vring_num(q, QSIZE).unwrap();
             let data = VringConfigData {
                 queue_max_size: QSIZE,
@@ -223,9 +242,18 @@ impl<'a> Session<'a> {
             frontend.set_vring_call(q, &dq.call).unwrap();
             frontend.set_vring_kick(q, &dq.kick).unwrap();
             frontend.set_vring_enable(q, true).unwrap();
-            queues.push(dq);
+            self.queues.push(dq);
         }
-        Self { guest, frontend, queues, bump: POOL_BASE + 0x10_0000, event_bufs: Vec::new() }
+    }
+
+    /// A device reset as QEMU performs it when the driver resets the
+    /// device: GET_VRING_BASE on every queue (which stops it), then the
+    /// queues set up again when the driver restarts.
+    fn reset_and_restart(&mut self) {
+        for q in 0..QUEUES {
+            self.frontend.get_vring_base(q).unwrap();
+        }
+        self.start_queues();
     }
 
     fn alloc(&mut self, len: u64) -> u64 {
@@ -245,6 +273,13 @@ impl<'a> Session<'a> {
     }
 
     fn request(&mut self, request: Request) -> ConfigResponse {
+        let resp = self.request_unchecked(request);
+        resp.check(&request, 4).unwrap();
+        resp
+    }
+
+    /// Sends `request` and returns the answer, whatever its status.
+    fn request_unchecked(&mut self, request: Request) -> ConfigResponse {
         let req = self.alloc(32);
         let resp = self.alloc(72);
         self.guest.mem.write_slice(request.encode().as_bytes(), GuestAddress(req)).unwrap();
@@ -253,9 +288,7 @@ impl<'a> Session<'a> {
         assert_eq!(self.queues[0].wait_used(self.guest, 1), vec![(head, 72)]);
         let mut bytes = [0u8; 72];
         self.guest.mem.read_slice(&mut bytes, GuestAddress(resp)).unwrap();
-        let resp = ConfigResponse::read(&bytes, 72).unwrap();
-        resp.check(&request, 4).unwrap();
-        resp
+        ConfigResponse::read(&bytes, 72).unwrap()
     }
 
     fn notify(&mut self, id: u32, n: &Notification) {
@@ -359,12 +392,24 @@ fn frontend_session_reconnect_and_shutdown() {
     let guest = GuestLayout::new().unwrap();
     let mut session = Session::start(&path, &guest);
     session.exercise();
-    // A device reset as QEMU does it: GET_VRING_BASE on every queue.
+    // A device reset as QEMU does it: GET_VRING_BASE on every queue, then
+    // the queues set up again. Instance 0 exists before it...
     let echo = session.request(Request::Create { subdevice_index: ECHO, completion_offset: None });
     assert_eq!(echo.instance_id.get(), 0);
-    for q in 0..QUEUES {
-        session.frontend.get_vring_base(q).unwrap();
-    }
+    session.reset_and_restart();
+    // ...and is gone after it (§12: every instance destroyed): DESTROY
+    // finds nothing, and the next CREATE gets id 0 again, not 1.
+    let gone = session.request_unchecked(Request::Destroy { instance_id: 0 });
+    assert_eq!(gone, ConfigResponse::failure(Opcode::Destroy.into(), Status::BadInstance));
+    let again = session.request(Request::Create { subdevice_index: ECHO, completion_offset: Some(0x40) });
+    assert_eq!(again.instance_id.get(), 0);
+    // The restarted device serves the new instance through the new rings.
+    session.post_event_buffers(1);
+    session.guest.mem.write_slice(b"restart!", GuestAddress(ECHO_BASE + 0x3000)).unwrap();
+    let meta = CopyMeta::new(0x3100).to_metadata();
+    session.notify(0, &Notification::new(0, 1, Notification::F_EVENT, 1, 0x3000, 8, meta));
+    assert_eq!(session.next_event().event_type().unwrap(), EventType::Completion);
+    poll("the completion word", || (session.completion_word(ECHO_BASE, 0x40) == 1).then_some(()));
     drop(session);
 
     shutdown.trigger();
@@ -413,4 +458,69 @@ fn binary_exits_cleanly_on_sigterm_and_sigint() {
         assert_eq!(status.code(), Some(0), "signal {signal}: {status:?} (signal {:?})", status.signal());
         assert!(!path.exists(), "socket removed");
     }
+}
+
+/// Shutdown while a frontend is still connected (QEMU running): the serve
+/// loop ends the connection and returns, without waiting for QEMU to go.
+#[test]
+fn shutdown_while_a_frontend_is_connected() {
+    let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Info).try_init();
+    let path = socket_path("connected");
+    let shutdown = Shutdown::new(&path);
+    let (done_tx, done_rx) = mpsc::channel();
+    let server = {
+        let (path, shutdown) = (path.clone(), shutdown.clone());
+        thread::spawn(move || done_tx.send(serve(setup(), &path, &shutdown).map_err(|e| e.to_string())))
+    };
+    let guest = GuestLayout::new().unwrap();
+    let mut session = Session::start(&path, &guest);
+    // Mid-use: a live instance with a completion word.
+    let echo = session.request(Request::Create { subdevice_index: ECHO, completion_offset: Some(0x40) });
+    assert_eq!(echo.instance_id.get(), 0);
+
+    shutdown.trigger();
+    let result = done_rx.recv_timeout(DEADLINE).expect("serve loop ended while the frontend was connected");
+    assert_eq!(result, Ok(()));
+    server.join().unwrap().unwrap();
+    assert!(!path.exists(), "socket removed");
+    // The frontend sees the connection gone, not a backend still answering.
+    assert!(session.frontend.get_features().is_err(), "connection closed by the backend");
+    drop(session);
+}
+
+#[test]
+fn binary_exits_cleanly_on_sigterm_while_a_frontend_is_connected() {
+    let path = socket_path("bin-connected");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostmem-backend"))
+        .args(["--socket", path.to_str().unwrap(), "--pool", "0x48400000:4M"])
+        .args(["--region", "codec@0x49000000:8M", "--region", "echo@0x49800000:8M", "--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    poll("the daemon's socket", || path.exists().then_some(()));
+    let guest = GuestLayout::new().unwrap();
+    let mut session = Session::start(&path, &guest);
+    let echo = session.request(Request::Create { subdevice_index: ECHO, completion_offset: None });
+    assert_eq!(echo.instance_id.get(), 0);
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill has no memory-safety preconditions; `pid` is our child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // Bounded: a daemon that hangs fails the test instead of blocking it.
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("daemon still running {DEADLINE:?} after SIGTERM with a frontend connected");
+        }
+        thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?} (signal {:?})", status.signal());
+    assert!(!path.exists(), "socket removed");
+    assert!(session.frontend.get_features().is_err(), "connection closed by the daemon");
+    drop(session);
 }

@@ -12,7 +12,7 @@ use hostmem_wire::zerocopy::IntoBytes;
 use hostmem_wire::{METADATA_SIZE, Notification, Status};
 
 use super::{Completion, Outcome, Subdevice};
-use crate::memory::RegionView;
+use crate::memory::RegionAccess;
 
 /// The QOI decoder.
 pub struct Codec {
@@ -137,7 +137,7 @@ impl Subdevice for Codec {
         Ok(())
     }
 
-    fn handle(&mut self, instance: u32, n: &Notification, region: &RegionView) -> Outcome {
+    fn handle(&mut self, instance: u32, n: &Notification, region: &RegionAccess<'_>) -> Outcome {
         let seq = n.seq.get();
         // Every ERROR answering a DECODE carries a failed frame header,
         // whichever check failed (appendix A); other opcodes carry zeros.
@@ -158,13 +158,18 @@ impl Subdevice for Codec {
         let meta = DecodeMeta::from_metadata(n.metadata);
         let (input_offset, input_size) = (n.offset.get(), n.size.get());
         // Reserved zero, output aligned, inside the region, disjoint from
-        // the input, at least a header: otherwise nothing is written.
-        if let Err(e) = meta.check(region.len(), input_offset, input_size) {
+        // the input and from every live completion word, at least a
+        // header: otherwise nothing is written. The whole slot is checked
+        // up front because pixels and header are two writes.
+        let out_offset = meta.output_offset.get();
+        let capacity = meta.output_capacity.get();
+        let checked = meta
+            .check(region.len(), input_offset, input_size)
+            .and_then(|()| region.check_writable(out_offset, capacity));
+        if let Err(e) = checked {
             log::debug!("codec instance {instance}: DECODE {seq} refused: {e}");
             return refuse(e.status());
         }
-        let out_offset = meta.output_offset.get();
-        let capacity = meta.output_capacity.get();
         // Work on a copy so the driver cannot change the input mid-decode.
         let input = match region.read(input_offset, input_size) {
             Ok(v) => v,

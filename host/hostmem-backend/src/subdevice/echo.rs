@@ -5,7 +5,7 @@ use hostmem_wire::echo::{CopyMeta, Op};
 use hostmem_wire::{Notification, Status};
 
 use super::{Completion, Outcome, Subdevice};
-use crate::memory::RegionView;
+use crate::memory::RegionAccess;
 
 /// The echo sub-device; stateless.
 pub struct Echo;
@@ -19,7 +19,7 @@ impl Subdevice for Echo {
         Ok(())
     }
 
-    fn handle(&mut self, instance: u32, n: &Notification, region: &RegionView) -> Outcome {
+    fn handle(&mut self, instance: u32, n: &Notification, region: &RegionAccess<'_>) -> Outcome {
         if let Err(e) = Op::try_from(n.opcode.get()) {
             log::debug!("echo instance {instance}: {e}");
             return failed(Status::Unsupported);
@@ -33,8 +33,12 @@ impl Subdevice for Echo {
         let dest = meta.dest_offset.get();
         match region.copy_within(src, dest, size) {
             Ok(()) => Outcome::Done(Completion { offset: dest, size, metadata: [0; hostmem_wire::METADATA_SIZE] }),
-            // Unreachable after the checks above; answer rather than panic.
-            Err(e) => failed(e.status()),
+            // The destination covers a live instance's completion word
+            // (BAD_RANGE); nothing was copied.
+            Err(e) => {
+                log::debug!("echo instance {instance}: {e}");
+                failed(e.status())
+            }
         }
     }
 

@@ -3,8 +3,9 @@
 //! The device core does everything the spec requires of every sub-device
 //! (queue, instance, `seq` and `offset`/`size` checks, events, completion
 //! words). A [`Subdevice`] implementation only interprets opcode and
-//! metadata and works on its own [`RegionView`]; it is never given anything
-//! else, so it cannot reach another sub-device's region.
+//! metadata and works on its own region through a [`RegionAccess`]; it is
+//! never given anything else, so it cannot reach another sub-device's
+//! region, nor write a completion word.
 
 use std::fmt;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::str::FromStr;
 
 use hostmem_wire::{METADATA_SIZE, Notification, Status};
 
-use crate::memory::RegionView;
+use crate::memory::RegionAccess;
 
 pub mod codec;
 pub mod echo;
@@ -60,8 +61,9 @@ pub trait Subdevice: Send {
     /// Handles one notification of `instance`. The core has already checked
     /// the instance, flags, `seq` and that (`offset`, `size`) lies in
     /// `region`; everything else (opcode, metadata, further ranges) is the
-    /// sub-device's to check, before it touches the region.
-    fn handle(&mut self, instance: u32, notification: &Notification, region: &RegionView) -> Outcome;
+    /// sub-device's to check, before it touches the region. `region`
+    /// refuses writes over live instances' completion words (BAD_RANGE).
+    fn handle(&mut self, instance: u32, notification: &Notification, region: &RegionAccess<'_>) -> Outcome;
 
     /// Whether notifications with `opcode` carry their data in their own
     /// chain: device-readable bytes after the notification, and a

@@ -151,6 +151,63 @@ fn output_slot_checks_refuse_without_writing() {
     assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
 }
 
+/// §9.5: a DECODE whose output slot covers any byte of a live instance's
+/// completion word (another instance's or its own) is BAD_RANGE and
+/// writes nothing, even where the image would not reach the word.
+#[test]
+fn decode_output_over_a_completion_word_is_refused() {
+    let guest = GuestLayout::new().unwrap();
+    let mut h = Harness::new(&guest);
+    const VICTIM_WORD: u64 = 0x30_0000;
+    const OWN_WORD: u64 = 0x40_0000;
+    let victim = h.create(CODEC, Some(VICTIM_WORD)).unwrap();
+    let id = h.create(CODEC, Some(OWN_WORD)).unwrap();
+    h.post_event_buffers(16);
+    let pixels = image(16, 16, 4);
+    let qoi = qoi::encode_to_vec(&pixels, 16, 16).unwrap();
+    let size = qoi.len() as u64;
+    h.region_write(CODEC, INPUT, &qoi);
+    let n = |inst, seq, out: u64, cap: u64| {
+        Notification::new(inst, 1, Notification::F_EVENT, seq, INPUT, size, DecodeMeta::new(out, cap).to_metadata())
+    };
+    // The victim completes once, so its word holds something to keep.
+    h.notify(victim, &n(victim, 5, OUTPUT, 0x1000));
+    assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
+    assert_eq!(h.completion_word(CODEC, VICTIM_WORD), 5);
+
+    let cases = [
+        (VICTIM_WORD, 0x1_0000),        // the header would land on it
+        (VICTIM_WORD - 64, 0x1_0000),   // the pixels would
+        (VICTIM_WORD - 0x8000, 0x8001), // only the unused tail covers its first byte
+        (OWN_WORD - 64, 0x1_0000),      // the instance's own word
+    ];
+    for (seq, (out, cap)) in (1..).zip(cases) {
+        let before = h.region_read(CODEC, out, 64);
+        h.notify(id, &n(id, seq, out, cap));
+        let event = one_event(&mut h);
+        assert_error(&event, id, seq, Status::BadRange);
+        assert_eq!(FrameInfo::from_metadata(event.metadata), FrameInfo::failed(seq, Status::BadRange));
+        assert_eq!(h.region_read(CODEC, out, 64), before, "case {seq}: slot untouched");
+        assert_eq!(h.completion_word(CODEC, VICTIM_WORD), 5, "case {seq}: victim's word unchanged");
+        // Accepted and completed with the error: the device, and only it,
+        // stores the instance's own word.
+        assert_eq!(h.completion_word(CODEC, OWN_WORD), seq, "case {seq}");
+    }
+    // A slot that ends right before the word, or starts right after it, is
+    // fine: the check is exact.
+    h.notify(id, &n(id, 10, VICTIM_WORD - 0x1000, 0x1000));
+    assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
+    h.notify(id, &n(id, 11, VICTIM_WORD + 8, 0x1000));
+    assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
+    assert_eq!(h.region_read(CODEC, VICTIM_WORD + 8 + 32, pixels.len()), pixels);
+    assert_eq!(h.completion_word(CODEC, VICTIM_WORD), 5);
+    // Once the victim is destroyed its word is ordinary region memory.
+    assert_eq!(h.destroy(victim), Status::Ok);
+    h.notify(id, &n(id, 12, VICTIM_WORD, 0x1000));
+    assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
+    assert_eq!(FrameInfo::read(&h.region_read(CODEC, VICTIM_WORD, 32)).unwrap().seq.get(), 12);
+}
+
 #[test]
 fn generic_failures_of_a_decode_carry_a_frame_header() {
     let guest = GuestLayout::new().unwrap();

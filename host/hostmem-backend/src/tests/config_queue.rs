@@ -71,6 +71,59 @@ fn query_subdevice() {
     assert_eq!(resp.subdevice, SubdeviceEntry::default());
 }
 
+/// Sub-devices past config space (index >= CONFIG_MAX_ENTRIES) are read
+/// with QUERY_SUBDEVICE (§6, §8.2), with the same identity checks.
+#[test]
+fn query_subdevice_beyond_config_space() {
+    use crate::testing::{REGION_NODE_BASE, REGION_NODE_SIZE};
+    const COUNT: u64 = 8;
+    let len = REGION_NODE_SIZE / COUNT;
+    let kind = |k: u64| if k.is_multiple_of(2) { SubdeviceKind::Codec } else { SubdeviceKind::Echo };
+    let regions = (0..COUNT).map(|k| (kind(k), GuestWindow::new(REGION_NODE_BASE + k * len, len).unwrap())).collect();
+    let guest = GuestLayout::new().unwrap();
+    let mut h = Harness::with(&guest, Opts { regions: Some(regions), ..Opts::default() });
+    let config = Config::parse(&h.backend.get_config(0, CONFIG_SIZE as u32)).unwrap();
+    assert_eq!(hostmem_wire::CONFIG_MAX_ENTRIES, 6);
+    assert_eq!((config.num_subdevices.get(), config.entries_present.get()), (8, 6));
+    assert!(!config.is_complete());
+    let mut all = config.entries().to_vec();
+    for index in [6u32, 7] {
+        let request = Request::QuerySubdevice { subdevice_index: index };
+        let resp = h.request(request);
+        resp.check(&request, 4).unwrap();
+        let entry = resp.subdevice;
+        let k = u64::from(index);
+        let (vendor, device, revision) = kind(k).identity();
+        assert!(entry.matches(vendor, device, revision), "index {index}: {entry:?}");
+        assert_eq!(entry.shmid.get(), index);
+        assert_eq!((entry.region_base.get(), entry.region_len.get()), (REGION_NODE_BASE + k * len, len));
+        assert_eq!((entry.flags.get(), entry.reserved.get()), (0, 0));
+        all.push(entry);
+    }
+    // Together with config space: the driver's whole-set check passes.
+    hostmem_wire::validate_entries(&all).unwrap();
+    // Past the last sub-device: UNKNOWN_SUBDEVICE, every other field zero.
+    for index in [8, 9, u32::MAX] {
+        let (len, resp) = h.raw_request(Request::QuerySubdevice { subdevice_index: index }.encode().as_bytes());
+        assert_eq!(len, 72);
+        assert_eq!(resp, ConfigResponse::failure(Opcode::QuerySubdevice.into(), Status::UnknownSubdevice));
+    }
+    // Sub-device 7 is as usable as any other: CREATE returns its entry,
+    // and an echo copy works in its region.
+    let request = Request::Create { subdevice_index: 7, completion_offset: Some(0) };
+    let resp = h.request(request);
+    resp.check(&request, 4).unwrap();
+    assert_eq!(resp.subdevice, all[7]);
+    let id = resp.instance_id.get();
+    h.post_event_buffers(1);
+    let base7 = REGION_NODE_BASE + 7 * len;
+    h.write(base7 + 0x100, b"sub-dev7");
+    h.notify(id, &super::copy(id, 1, 0x100, 8, 0x200, hostmem_wire::Notification::F_EVENT));
+    assert_eq!(one_event(&mut h).event_type().unwrap(), hostmem_wire::EventType::Completion);
+    assert_eq!(h.read(base7 + 0x200, 8), b"sub-dev7");
+    assert_eq!(h.read(base7, 8), 1u64.to_le_bytes(), "completion word in region 7");
+}
+
 #[test]
 fn create_and_destroy() {
     let guest = GuestLayout::new().unwrap();

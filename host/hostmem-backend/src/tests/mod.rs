@@ -41,6 +41,8 @@ struct Opts {
     /// Queues configured and enabled (the rest are left unset up).
     queues: usize,
     dump_frames: Option<std::path::PathBuf>,
+    /// Sub-devices and regions; `None` for the usual codec and echo.
+    regions: Option<Vec<(SubdeviceKind, GuestWindow)>>,
 }
 
 impl Default for Opts {
@@ -53,6 +55,7 @@ impl Default for Opts {
                 | feature::mask(feature::EVENT_SUPPRESS),
             queues: usize::MAX,
             dump_frames: None,
+            regions: None,
         }
     }
 }
@@ -62,10 +65,12 @@ fn setup(opts: &Opts) -> DeviceSetup {
     DeviceSetup::new(SetupParams {
         device_id: 21,
         pool: window(POOL_BASE, POOL_SIZE),
-        regions: vec![
-            (SubdeviceKind::Codec, window(CODEC_BASE, REGION_SIZE)),
-            (SubdeviceKind::Echo, window(ECHO_BASE, REGION_SIZE)),
-        ],
+        regions: opts.regions.clone().unwrap_or_else(|| {
+            vec![
+                (SubdeviceKind::Codec, window(CODEC_BASE, REGION_SIZE)),
+                (SubdeviceKind::Echo, window(ECHO_BASE, REGION_SIZE)),
+            ]
+        }),
         max_instances: opts.max_instances,
         faults: opts.faults,
         dump_frames: opts.dump_frames.clone(),
