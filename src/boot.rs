@@ -94,7 +94,6 @@ mod image {
                 let boot: &'static Boot = alloc::boxed::Box::leak(alloc::boxed::Box::new(boot));
                 log::debug!("boot complete:\n{boot}");
                 let status = tidepool_main(boot);
-                crate::dma::log_stats();
                 exit::exit(status)
             }
             Err(error) => fail(format_args!("{error}")),

@@ -43,20 +43,43 @@ pub fn configure(bootargs: &str, conduit: Option<Conduit>) {
     CONDUIT.store(conduit, Ordering::Relaxed);
 }
 
+/// The PSCI conduit that [`configure`] recorded.
+#[cfg(target_arch = "aarch64")]
+fn conduit() -> Option<Conduit> {
+    match CONDUIT.load(Ordering::Relaxed) {
+        1 => Some(Conduit::Hvc),
+        2 => Some(Conduit::Smc),
+        _ => None,
+    }
+}
+
+/// Resets the system through PSCI SYSTEM_RESET over the `/psci` conduit.
+/// Returns only if there is no conduit or the call failed (with why).
+pub fn reset() -> &'static str {
+    crate::console::emergency_print(format_args!("tidepool: system reset\n"));
+    #[cfg(target_arch = "aarch64")]
+    {
+        let Some(conduit) = conduit() else {
+            return "the device tree names no PSCI conduit";
+        };
+        let error = crate::arch::aarch64::psci::system_reset(conduit);
+        crate::console::emergency_print(format_args!("tidepool: PSCI SYSTEM_RESET failed: {error:?}\n"));
+        "PSCI SYSTEM_RESET failed"
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    "reset is only meaningful on the target"
+}
+
 /// Prints the exit line and ends the image. Never returns.
 pub fn exit(status: u32) -> ! {
+    crate::dma::log_stats();
     crate::console::emergency_print(format_args!("{EXIT_LINE_PREFIX}{status}\n"));
     #[cfg(target_arch = "aarch64")]
     {
         if METHOD.load(Ordering::Relaxed) == METHOD_SEMIHOSTING {
             crate::arch::aarch64::semihosting::exit(status);
         }
-        let conduit = match CONDUIT.load(Ordering::Relaxed) {
-            1 => Some(Conduit::Hvc),
-            2 => Some(Conduit::Smc),
-            _ => None,
-        };
-        if let Some(conduit) = conduit {
+        if let Some(conduit) = conduit() {
             let error = crate::arch::aarch64::psci::system_off(conduit);
             crate::console::emergency_print(format_args!("tidepool: PSCI SYSTEM_OFF failed: {error:?}\n"));
         }

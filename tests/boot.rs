@@ -136,3 +136,17 @@ fn without_a_tree_from_the_loader_the_built_in_tree_is_used() {
         assert_eq!(outcome.exit_line_status, Some(0));
     }
 }
+
+#[test]
+fn psci_system_reset_ends_the_machine() {
+    for el2 in [false, true] {
+        // QEMU runs with -no-reboot, so a reset ends it with status 0; the
+        // image prints no exit line unless the call returned.
+        let outcome = common::boot("reset", Variant { gic_version: 3, el2 }, &[], &[]);
+        assert!(outcome.has_line("tidepool: system reset"), "{}", outcome.console);
+        assert!(!outcome.console.contains("reset failed"), "{}", outcome.console);
+        assert!(!outcome.timed_out, "SYSTEM_RESET must end QEMU");
+        assert_eq!(outcome.exit_line_status, None, "the image went on after the reset");
+        assert_eq!(outcome.qemu_status, Some(0));
+    }
+}

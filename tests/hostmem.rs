@@ -29,6 +29,8 @@ fn codec_demo_decodes_every_frame_zero_copy() {
         "{}",
         outcome.console
     );
+    // Nothing but the doorbell per frame: no events asked for, none sent.
+    assert!(outcome.console.contains("1.00 doorbells, 0.00 interrupts, 0.00 events"), "{}", outcome.console);
     assert_eq!(outcome.exit_line_status, Some(0));
 }
 
@@ -46,9 +48,13 @@ fn a_frame_the_host_cannot_decode_is_reported_and_playback_goes_on() {
         &[],
         &backend_with(&["--fault", "corrupt-frame=5"]),
     );
-    assert!(outcome.has_line("frame   4: host could not decode it: BadInput"));
+    // The failure must arrive as the device's ERROR event for that frame,
+    // not only as a failed result header.
+    assert!(outcome.has_line("frame   4: host answered with an error event: BadInput"), "{}", outcome.console);
     assert!(outcome.console.contains("frame  29: "), "playback must go on after the bad frame");
     assert!(outcome.has_line("codec: summary: 29 verified, 1 failed, of 30 frames"));
+    // One event in 30 frames (the demo polls: no interrupts).
+    assert!(outcome.console.contains("0.00 interrupts, 0.03 events"), "{}", outcome.console);
     assert_eq!(outcome.exit_line_status, Some(1), "not every frame verified");
 }
 

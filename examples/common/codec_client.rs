@@ -143,9 +143,9 @@ impl ZeroCopyClient {
                 let outcome = self.check(hostmem, clip, &pending);
                 (outcome, timer::now().saturating_sub(started))
             }
-            // The host answered with an error for this frame.
+            // The host answered this frame with an ERROR event.
             Err(HostmemError::NotificationFailed { status, .. }) => {
-                (Err(format!("host could not decode it: {status:?}")), 0)
+                (Err(format!("host answered with an error event: {status:?}")), 0)
             }
             Err(error) => return Err(format!("frame {}: {error}", pending.frame)),
         };
@@ -160,7 +160,7 @@ impl ZeroCopyClient {
         region.read(pending.output.0, &mut header).map_err(text)?;
         let info = FrameInfo::read(&header).map_err(text)?;
         info.check(pending.seq, pending.output.1).map_err(|error| match error {
-            WireError::Failed(status) => format!("host could not decode it: {status:?}"),
+            WireError::Failed(status) => format!("the result header says the decode failed: {status:?}"),
             error => format!("bad result header: {error}"),
         })?;
         let pixels_at = pending.output.0 + codec::FRAME_HEADER_SIZE;

@@ -101,14 +101,23 @@ pub fn all_stats() -> impl Iterator<Item = (usize, Range, PoolStats)> {
         .filter_map(|(index, slot)| slot.lock().as_ref().map(|pool| (index, pool.range(), pool.stats())))
 }
 
-/// Logs every pool's counters (the runtime does this when `main` returns).
+/// Prints every used pool's counters. The runtime does this whenever the
+/// image ends, failures included (those are the runs where the numbers
+/// matter most), so it must not wait: a pool whose lock is held (the image
+/// died inside a pool operation) is reported as busy instead.
 pub fn log_stats() {
-    for (slot, range, stats) in all_stats() {
+    for (slot, lock) in POOLS.iter().enumerate() {
+        let Some(guard) = lock.try_lock() else {
+            crate::console::emergency_print(format_args!("tidepool: DMA pool {slot}: busy, no counters\n"));
+            continue;
+        };
+        let Some(pool) = guard.as_ref() else { continue };
+        let (range, stats) = (pool.range(), pool.stats());
         if stats.allocations == 0 {
             continue;
         }
-        log::info!(
-            "DMA pool {slot} {:#x}..{:#x}: {} bytes in use, high water {} bytes, {} allocations ({} failed), {} bounces, {} bytes bounced",
+        crate::console::emergency_print(format_args!(
+            "tidepool: DMA pool {slot} {:#x}..{:#x}: {} bytes in use, high water {} bytes, {} allocations ({} failed), {} bounces, {} bytes bounced\n",
             range.base,
             range.end(),
             stats.bytes_in_use,
@@ -117,7 +126,7 @@ pub fn log_stats() {
             stats.failed_allocations,
             stats.bounces,
             stats.bytes_bounced
-        );
+        ));
     }
 }
 

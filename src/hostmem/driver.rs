@@ -292,9 +292,11 @@ impl<H: Hal> Hostmem<H, MmioRegisters> {
     /// pool, maps every region and binds the interrupt (if
     /// [`Options::interrupts`]).
     ///
-    /// On error the device is refused: nothing stays mapped or allocated, a
-    /// device that is not a hostmem device is left untouched, and one that
-    /// was claimed is reset and marked FAILED.
+    /// On error the device is refused: its queues are freed, a device that
+    /// is not a hostmem device is left untouched, and one that was claimed
+    /// is reset and marked FAILED. Regions already mapped stay mapped (the
+    /// page tables only grow); they are outside everything the guest owns,
+    /// which was checked before any was mapped.
     pub fn new(
         device: crate::virtio::probe::Device,
         boot: &crate::Boot,
@@ -689,10 +691,17 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     /// A request with orphan clean-up first.
     fn config_request(&mut self, request: Request) -> Result<ConfigResponse, HostmemError> {
         self.reap_config()?;
-        while let Some(id) = self.orphans.pop() {
-            match self.config_roundtrip(Request::Destroy { instance_id: id }) {
+        while let Some(&id) = self.orphans.last() {
+            let outcome = self.config_roundtrip(Request::Destroy { instance_id: id });
+            // A busy queue sent nothing: the id stays for the next request.
+            if let Err(HostmemError::ConfigQueueBusy) = outcome {
+                return Err(HostmemError::ConfigQueueBusy);
+            }
+            self.orphans.pop();
+            match outcome {
                 Ok(_) | Err(HostmemError::Refused { .. }) => {}
-                Err(error @ (HostmemError::Timeout { .. } | HostmemError::ConfigQueueBusy)) => return Err(error),
+                // Sent: a late answer is reaped like any other.
+                Err(error @ HostmemError::Timeout { .. }) => return Err(error),
                 Err(error) => log::warn!("hostmem: destroying orphaned instance {id}: {error}"),
             }
         }

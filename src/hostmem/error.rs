@@ -106,8 +106,10 @@ impl fmt::Display for UsedReason {
 ///
 /// Every value from the device is checked; a violation is one of these,
 /// never a panic. Errors while probing mean the device was refused: it was
-/// reset (and marked FAILED if the driver had claimed it) and nothing of it
-/// stays mapped or allocated.
+/// reset (and marked FAILED if the driver had claimed it) and its queues
+/// were freed. A region mapped before the failure stays mapped: page
+/// tables only grow, and every region was checked to be clear of what the
+/// guest owns before the first was mapped.
 #[derive(Debug)]
 pub enum HostmemError {
     /// The device id is not the one configured in [`super::Options`].

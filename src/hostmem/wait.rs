@@ -40,6 +40,17 @@ impl Wakeup for BoundIrq {
     fn wait_beyond(&self, seen: u32, timeout: Duration) -> bool {
         self.0.wait_beyond(seen, u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX))
     }
+
+    /// Polling a completion word: IRQs are let in for the step, so an
+    /// interrupt the device raises meanwhile (an error event, say) is taken
+    /// and counted now rather than left pending at the GIC, and the
+    /// interrupt counter says what the device really raised.
+    fn idle(&self) {
+        let was_enabled = crate::interrupts::irqs_enabled();
+        crate::interrupts::set_irqs_enabled(true);
+        core::hint::spin_loop();
+        crate::interrupts::set_irqs_enabled(was_enabled);
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
