@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result, bail, paths, run_command};
+use crate::{Error, Result, bail, paths, run_command, signals};
 
 /// The guest-physical layout the qemu-virt board gives the hostmem device:
 /// it lands in the first virtio-mmio slot, whose pool is pool0.
@@ -42,14 +42,16 @@ impl Default for BackendSpec {
 /// Builds the backend (release) and returns its path.
 pub fn build() -> Result<PathBuf> {
     let workspace = paths::workspace();
-    run_command(Command::new("cargo").current_dir(&workspace).args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "hostmem-backend",
-    ]))?;
-    let binary = workspace.join("target").join("release").join("hostmem-backend");
+    let target_dir = workspace.join("target");
+    // An explicit target dir: a CARGO_TARGET_DIR in the environment would
+    // otherwise put the binary somewhere else than where we look.
+    run_command(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&workspace)
+            .args(["build", "--quiet", "--release", "-p", "hostmem-backend", "--target-dir"])
+            .arg(&target_dir),
+    )?;
+    let binary = target_dir.join("release").join("hostmem-backend");
     if !binary.exists() {
         bail!("the backend build produced no {}", binary.display());
     }
@@ -70,7 +72,10 @@ impl Backend {
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join(format!("hostmem-{}.sock", std::process::id() as u64 * 1000 + next_id()));
         let _ = std::fs::remove_file(&socket);
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // SIGTERM: the backend stops cleanly on it (stop() below).
+        signals::die_with_parent(&mut command, libc::SIGTERM);
+        let mut child = command
             .arg("--socket")
             .arg(&socket)
             .args(["--max-instances", &spec.max_instances.to_string()])
@@ -104,6 +109,8 @@ impl Backend {
         let mut backend = Backend { child, socket, output };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !backend.socket.exists() {
+            // Dropping `backend` stops it and removes the socket.
+            signals::check()?;
             if let Some(status) = backend.child.try_wait()? {
                 bail!("the backend exited with {status} before listening:\n{}", backend.output());
             }
@@ -136,8 +143,15 @@ impl Backend {
     /// Asks the backend to stop (SIGTERM), waits briefly, then kills it.
     /// Returns whether it exited cleanly by itself.
     pub fn stop(&mut self) -> bool {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status.success();
+        }
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill has no memory-safety preconditions. The pid is our
+            // child's and try_wait just found it unreaped (only this struct
+            // waits on it), so it cannot name another process.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

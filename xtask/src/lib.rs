@@ -11,6 +11,7 @@ pub mod paths;
 pub mod qemu;
 pub mod run;
 pub mod setup;
+pub mod signals;
 
 use std::fmt;
 

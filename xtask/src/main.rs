@@ -34,18 +34,29 @@ Options:
   --gic 2|3             GIC version (default 3)
   --el2                 start the image at EL2 (QEMU virtualization=on)
   --debug               build without optimisations
-  --timeout SECONDS     stop the guest after this long (default 60)
+  --timeout SECONDS     stop the guest after this long (default {default_timeout})
   --bootargs WORDS      extra kernel command line words (e.g. tidepool.log=debug)
   --frames DIR          codec images: play the .qoi/.png/.ppm files of DIR
                         (one size) instead of the built-in procedural clip
   --dump-frames DIR     the backend writes every decoded frame to DIR as a
                         PPM/PAM image you can open
   --no-backend          do not start the hostmem backend
+  --backend             start the hostmem backend for any image
 
 IMAGE defaults to codec_demo, the end-to-end demo.
 
 Images that use the hostmem device (codec_demo, hostmem_echo, codec_bench)
-run with the vhost-user backend (host/hostmem-backend) attached.";
+run with the vhost-user backend (host/hostmem-backend) attached.
+
+SIGINT, SIGTERM or SIGHUP during `run` stops QEMU and the backend, and xtask
+exits with 128 + the signal number (130 for Ctrl-C).";
+
+/// `--timeout` when none is given.
+const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+fn help() -> String {
+    HELP.replace("{default_timeout}", &DEFAULT_TIMEOUT_SECS.to_string())
+}
 
 /// Images that drive the hostmem device and so need the backend.
 const BACKEND_IMAGES: &[&str] = &["codec_demo", "hostmem_echo", "codec_bench"];
@@ -62,6 +73,8 @@ struct Options {
     frames: Option<std::path::PathBuf>,
     dump_frames: Option<std::path::PathBuf>,
     no_backend: bool,
+    /// Start the backend even for an image that does not use it.
+    force_backend: bool,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -72,11 +85,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
         board: "qemu-virt".into(),
         variant: Variant::default(),
         release: true,
-        timeout: Duration::from_secs(120),
+        timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         bootargs: Vec::new(),
         frames: None,
         dump_frames: None,
         no_backend: false,
+        force_backend: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| Error(format!("{name} needs a value")));
@@ -100,6 +114,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--frames" => options.frames = Some(absolute(value("--frames")?)?),
             "--dump-frames" => options.dump_frames = Some(absolute(value("--dump-frames")?)?),
             "--no-backend" => options.no_backend = true,
+            "--backend" => options.force_backend = true,
             "-h" | "--help" => options.command = "help".into(),
             flag if flag.starts_with('-') => bail!("unknown option `{flag}` (see `cargo xtask help`)"),
             _ if options.target.is_none() => options.target = Some(arg),
@@ -129,7 +144,7 @@ fn absolute(path: String) -> Result<std::path::PathBuf> {
 fn real_main() -> Result<ExitCode> {
     let options = parse(std::env::args().skip(1))?;
     match options.command.as_str() {
-        "help" => println!("{HELP}"),
+        "help" => println!("{}", help()),
         "setup" => {
             xtask::setup::setup()?;
         }
@@ -147,7 +162,8 @@ fn real_main() -> Result<ExitCode> {
         "run" => {
             let spec = image_build(&options);
             let launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
-            let outcome = if BACKEND_IMAGES.contains(&spec.name.as_str()) && !options.no_backend {
+            let wants_backend = BACKEND_IMAGES.contains(&spec.name.as_str()) || options.force_backend;
+            let outcome = if wants_backend && !options.no_backend {
                 let mut backend = xtask::backend::BackendSpec::default();
                 if let Some(dir) = &options.dump_frames {
                     std::fs::create_dir_all(dir)?;
@@ -191,11 +207,32 @@ fn real_main() -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    match real_main() {
+    let result = xtask::signals::install().and_then(|()| real_main());
+    // Whatever the command made of it, a signal during a launch means the
+    // launch stopped its children and gave up: say so, with 128 + signal.
+    if let Some(signal) = xtask::signals::interrupted() {
+        eprintln!("xtask: stopped by {}; the QEMU and backend it started are gone", xtask::signals::name(signal));
+        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX));
+    }
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("xtask: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_states_the_default_timeout() {
+        let help = help();
+        assert!(help.contains(&format!("(default {DEFAULT_TIMEOUT_SECS})")), "{help}");
+        assert!(!help.contains('{'), "unfilled placeholder: {help}");
+        let options = parse(["run".to_string()].into_iter()).unwrap();
+        assert_eq!(options.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
     }
 }

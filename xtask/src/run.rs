@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::qemu::Launch;
-use crate::{Error, Result};
+use crate::{Error, Result, signals};
 
 /// Printed by the runtime as its last line (src/exit.rs).
 pub const EXIT_LINE_PREFIX: &str = "tidepool: exit status ";
@@ -59,10 +59,15 @@ impl Drop for KillOnDrop {
 }
 
 /// Boots the guest and waits for it to end or for `timeout`. With `echo`,
-/// console lines are printed as they arrive.
+/// console lines are printed as they arrive. A signal (see
+/// [`crate::signals`]) stops QEMU and makes this an error.
 pub fn run(launch: &Launch, timeout: Duration, echo: bool) -> Result<Outcome> {
+    // Declared before the child, so it is dropped after QEMU is reaped.
+    let _launching = signals::Launching::start();
     let mut command = launch.command();
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // QEMU holds no state worth a clean shutdown.
+    signals::die_with_parent(&mut command, libc::SIGKILL);
     let child =
         command.spawn().map_err(|error| Error(format!("cannot start {}: {error}", launch.qemu.binary.display())))?;
     let mut child = KillOnDrop(child);
@@ -90,6 +95,9 @@ pub fn run(launch: &Launch, timeout: Duration, echo: bool) -> Result<Outcome> {
     let mut timed_out = false;
     let mut qemu_status = None;
     loop {
+        if signals::interrupted().is_some() {
+            break;
+        }
         if Instant::now() >= deadline {
             timed_out = true;
             break;
@@ -112,6 +120,8 @@ pub fn run(launch: &Launch, timeout: Duration, echo: bool) -> Result<Outcome> {
         }
     }
     drop(child);
+    // Also when QEMU ended first: a terminal's Ctrl-C reaches it too.
+    signals::check()?;
     let exit_line_status = console
         .lines()
         .rev()
@@ -139,6 +149,9 @@ pub fn run_with_backend(
     echo: bool,
 ) -> Result<Outcome> {
     let binary = crate::backend::build()?;
+    // Declared before the backend, so it is dropped after the backend is
+    // stopped and its socket removed (Backend's Drop).
+    let _launching = signals::Launching::start();
     let mut server = crate::backend::Backend::start(&binary, backend, echo)?;
     let mut launch = launch.clone();
     let mut extra = server.qemu_args(launch.qemu.generic_device, backend.max_instances);

@@ -4,8 +4,11 @@
 //! QEMU 10.2+ has the user-creatable `vhost-user-test-device`; a QEMU on the
 //! PATH that offers it is used as is. Otherwise we build QEMU 10.0.2 from
 //! Debian's bookworm-backports source tarball with the one-line upstream
-//! change that makes `vhost-user-device` creatable (see PLATFORM-NOTES.md),
-//! into the per-user cache. A finished build is marked with a stamp naming
+//! change that makes `vhost-user-device` creatable (10.0 builds the device
+//! but refuses `-device` for it: `dc->user_creatable = false`, which we
+//! drop as upstream did by 10.2), into the per-user cache. Its build tools (meson, pycotap) go in a Python
+//! venv in the cache: Debian's system Python is externally managed (PEP 668)
+//! and has no pip. A finished build is marked with a stamp naming
 //! this recipe, so a matching cache is reused without any work.
 
 use std::fs;
@@ -17,14 +20,20 @@ use crate::{Error, Result, bail, paths, run_command};
 pub const QEMU_VERSION: &str = "10.0.2";
 /// Changes whenever the recipe below changes, invalidating older caches.
 const RECIPE: &str = "qemu-10.0.2+ds-vhost-user-device-creatable-v1";
+/// Debian's interpreter (python3 package).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 const TARBALL: &str = "qemu_10.0.2+ds.orig.tar.xz";
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/tidepool-bookworm-backports.list";
 const BACKPORTS_LINES: &str = "deb http://deb.debian.org/debian bookworm-backports main\n\
 deb-src http://deb.debian.org/debian bookworm-backports main\n";
 
 /// Debian packages the project needs on the host: QEMU's build dependencies,
-/// dtc/fdtoverlay for board trees.
+/// dtc/fdtoverlay for board trees. README.md lists the same.
 pub const APT_PACKAGES: &[&str] = &[
+    // QEMU's configure needs a C compiler and libc headers (gcc only
+    // recommends libc6-dev, and we install without recommends).
+    "gcc",
+    "libc6-dev",
     "ninja-build",
     "libglib2.0-dev",
     "libpixman-1-dev",
@@ -32,6 +41,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "pkg-config",
     "flex",
     "bison",
+    "python3",
+    // The venv that holds meson and pycotap (python_venv).
     "python3-venv",
     "device-tree-compiler",
     "xz-utils",
@@ -63,6 +74,9 @@ pub fn find_qemu() -> Option<Qemu> {
 
 /// Finds QEMU or explains how to get one.
 pub fn require_qemu() -> Result<Qemu> {
+    if let Some(path) = std::env::var_os("TIDEPOOL_QEMU") {
+        return probe(Path::new(&path)).ok_or_else(|| unusable_explicit_qemu(Path::new(&path)));
+    }
     find_qemu().ok_or_else(|| {
         Error(format!(
             "no QEMU with a creatable generic vhost-user device: run `cargo xtask setup` \
@@ -70,6 +84,15 @@ pub fn require_qemu() -> Result<Qemu> {
             build_root().display()
         ))
     })
+}
+
+/// TIDEPOOL_QEMU names a binary that cannot run our images.
+fn unusable_explicit_qemu(path: &Path) -> Error {
+    Error(format!(
+        "TIDEPOOL_QEMU={} is not a usable QEMU: it must run and create the generic vhost-user device \
+         (unset TIDEPOOL_QEMU to use or build QEMU {QEMU_VERSION} with `cargo xtask setup`)",
+        path.display()
+    ))
 }
 
 fn probe(binary: &Path) -> Option<Qemu> {
@@ -112,12 +135,7 @@ pub fn setup() -> Result<Qemu> {
     install_apt_packages(APT_PACKAGES)?;
     if let Some(path) = std::env::var_os("TIDEPOOL_QEMU") {
         // An explicit choice is never silently replaced by a build.
-        return probe(Path::new(&path)).ok_or_else(|| {
-            Error(format!(
-                "TIDEPOOL_QEMU={} is not a QEMU that can create the generic vhost-user device",
-                PathBuf::from(&path).display()
-            ))
-        });
+        return probe(Path::new(&path)).ok_or_else(|| unusable_explicit_qemu(Path::new(&path)));
     }
     if let Some(qemu) = find_qemu() {
         println!("setup: using {} ({})", qemu.binary.display(), qemu.generic_device);
@@ -199,6 +217,30 @@ fn patch(file: &Path, from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes a fresh venv in the cache with the meson and pycotap QEMU's build
+/// needs (bookworm's meson is 1.0; QEMU 10.0 wants 1.5) and returns its
+/// interpreter.
+fn python_venv() -> Result<PathBuf> {
+    let venv = paths::cache_dir().join("python-venv");
+    // The system interpreter when there is one, as on a fresh Debian (not
+    // whatever python3 a version manager puts first on the PATH).
+    let base = if Path::new(SYSTEM_PYTHON).exists() { SYSTEM_PYTHON } else { "python3" };
+    println!("setup: installing meson and pycotap for QEMU's build into {}", venv.display());
+    // --clear: a venv left by an interrupted or older setup starts over.
+    run_command(Command::new(base).args(["-m", "venv", "--clear"]).arg(&venv))?;
+    let python = venv.join("bin").join("python3");
+    run_command(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "meson>=1.5,<1.9",
+        "pycotap",
+    ]))?;
+    Ok(python)
+}
+
 fn build_qemu() -> Result<()> {
     let root = build_root();
     let tarball = fetch_tarball(&paths::cache_dir().join("src"))?;
@@ -214,13 +256,15 @@ fn build_qemu() -> Result<()> {
     // The +ds tarball ships no firmware blobs to unpack.
     patch(&root.join("meson.build"), "unpack_edk2_blobs = bzip2.found()", "unpack_edk2_blobs = false")?;
 
-    println!("setup: installing meson and pycotap for QEMU's build");
-    run_command(Command::new("python3").args(["-m", "pip", "install", "-q", "meson>=1.5,<1.9", "pycotap"]))?;
+    let python = python_venv()?;
 
     let build = root.join("build");
     fs::create_dir_all(&build)?;
     run_command(
         Command::new("../configure")
+            // configure's own venv (build/pyvenv) is nested in ours and
+            // inherits its packages (QEMU's python/scripts/mkvenv.py).
+            .arg(format!("--python={}", python.display()))
             .args([
                 "--target-list=aarch64-softmmu",
                 "--without-default-features",
@@ -239,4 +283,20 @@ fn build_qemu() -> Result<()> {
     fs::write(stamp_path(), RECIPE)?;
     println!("setup: QEMU ready at {}", cached_binary().display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md names the packages a fresh machine gets: keep it honest.
+    #[test]
+    fn readme_lists_the_apt_packages() {
+        let readme = fs::read_to_string(paths::workspace().join("README.md")).unwrap();
+        let marker = "installs Debian packages (`";
+        let start = readme.find(marker).expect("README names the Debian packages") + marker.len();
+        let end = start + readme[start..].find('`').unwrap();
+        let listed: Vec<&str> = readme[start..end].split_whitespace().collect();
+        assert_eq!(listed, APT_PACKAGES);
+    }
 }
