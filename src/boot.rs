@@ -40,8 +40,37 @@ impl fmt::Display for Boot {
 }
 
 /// Where the loader's tree may be read from before the tree itself says where
-/// RAM is: the normal-memory window of the boot page table.
+/// RAM is: the normal-memory window of the boot page table
+/// (src/arch/aarch64/entry.rs). Below it the boot map is device memory,
+/// above it nothing is mapped.
 const BOOT_MAP_RAM: (u64, u64) = (0x4000_0000, 0x1_0000_0000);
+
+/// The parts of `range` below, inside and above `window` (start, end).
+#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
+fn split_by_window(range: Range, window: (u64, u64)) -> [Option<Range>; 3] {
+    let piece = |start: u64, end: u64| (start < end).then(|| Range { base: start, size: end - start });
+    let (start, end) = (range.base, range.end());
+    [piece(start, end.min(window.0)), piece(start.max(window.0), end.min(window.1)), piece(start.max(window.1), end)]
+}
+
+/// Heap RAM the boot map covers as normal memory, usable before the final
+/// map is live (the final map's page tables come from the heap).
+#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
+fn early_heap(free: &[Range]) -> impl Iterator<Item = Range> + '_ {
+    free.iter().filter_map(|range| split_by_window(*range, BOOT_MAP_RAM)[1])
+}
+
+/// The rest of the heap RAM (below 1 GiB, where the boot map has device
+/// memory, and above 4 GiB, where it has nothing): added once the final
+/// map covers all RAM. Touching it earlier would fault (the allocator
+/// writes its free lists into the memory it is given).
+#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
+fn late_heap(free: &[Range]) -> impl Iterator<Item = Range> + '_ {
+    free.iter().flat_map(|range| {
+        let [below, _, above] = split_by_window(*range, BOOT_MAP_RAM);
+        below.into_iter().chain(above)
+    })
+}
 
 /// Upper bound on the loader's blob, free space included (QEMU pads the
 /// trees it dumps to 1 MiB); only its content is copied.
@@ -51,7 +80,12 @@ const LOADER_DTB_LIMIT: usize = 16 * 1024 * 1024;
 mod image {
     use super::*;
     use crate::arch::aarch64::mmu;
+    use crate::devicetree::NodePath;
     use crate::exit;
+
+    /// How errors name the image and the loader's tree, as the layout does.
+    const IMAGE_NAME: &str = "(image)";
+    const DTB_NAME: &str = "(device tree)";
 
     /// Upper bound on the normalised copy; QEMU's trees hold about 10 KiB.
     const DTB_CAPACITY: usize = 256 * 1024;
@@ -94,6 +128,7 @@ mod image {
                 let boot: &'static Boot = alloc::boxed::Box::leak(alloc::boxed::Box::new(boot));
                 log::debug!("boot complete:\n{boot}");
                 let status = tidepool_main(boot);
+                // exit() prints the DMA pool counters.
                 exit::exit(status)
             }
             Err(error) => fail(format_args!("{error}")),
@@ -122,16 +157,17 @@ mod image {
         let copy: &'static [u8; DTB_CAPACITY] = copy;
         let tree: &'static [u8] = &copy[..length];
         let platform = devicetree::discover(tree).map_err(BootError::Tree)?;
+        // Discovery kept device windows out of RAM; the image and the
+        // loader's tree need not be in RAM the tree declares.
+        platform.check_device_windows(&[(image, IMAGE_NAME), (dtb_range, DTB_NAME)]).map_err(BootError::Tree)?;
 
-        if let Some(uart) = platform.uart()
-            && Some(uart.reg.base as usize) != crate::board::EARLY_UART
-        {
-            // SAFETY: the tree names a PL011 here; the boot map covers the
-            // first GiB as device memory and the final map includes it.
-            if let Some(console) = unsafe { crate::console::Pl011Console::new(uart.reg.base as usize) } {
-                static FROM_TREE: spin::Mutex<Option<crate::console::Pl011Console>> = spin::Mutex::new(None);
-                crate::console::set_sink(spin::MutexGuard::leak(FROM_TREE.lock()).insert(console));
-            }
+        // The tree's PL011 replaces the early one now if the boot map has
+        // it as device memory (first GiB), else once the final map is live.
+        let tree_uart = platform.uart().filter(|uart| Some(uart.reg.base as usize) != crate::board::EARLY_UART);
+        let mut uart_pending = tree_uart.map(|uart| uart.reg);
+        if let Some(reg) = uart_pending.filter(|reg| reg.end() <= BOOT_MAP_RAM.0) {
+            use_tree_uart(reg);
+            uart_pending = None;
         }
         let bootargs = platform.bootargs();
         crate::console::init_logger(
@@ -143,27 +179,34 @@ mod image {
         }
 
         let layout = devicetree::layout(&platform, image, dtb_range);
+        // Only RAM the boot map covers as normal memory for now: the final
+        // map needs the heap (its page tables, the list below), and the rest
+        // of RAM is mapped only by it.
         // SAFETY: the layout's free ranges are RAM that is not the image, the
-        // tree, reserved memory or a pool, so nothing else uses them.
-        let heap_bytes = unsafe { crate::heap::init(layout.free_ranges()) };
-        if heap_bytes == 0 {
+        // tree, reserved memory or a pool, so nothing else uses them; these
+        // parts are normal memory in the boot map and stay RAM in the final
+        // map (free ranges are never in a no-map reservation).
+        let early_bytes = unsafe { crate::heap::init(early_heap(layout.free_ranges())) };
+        if early_bytes == 0 {
             return Err(BootError::NoHeap);
         }
 
-        let mut map: alloc::vec::Vec<(Range, mmu::Kind)> = alloc::vec::Vec::new();
-        for ram in platform.memory() {
-            map.push((*ram, mmu::Kind::Data));
+        let map = final_map(&platform, &layout, image, text_end, rodata_end)?;
+        let ranges: alloc::vec::Vec<(Range, mmu::Kind)> = map.iter().map(|(range, kind, _)| (*range, *kind)).collect();
+        // SAFETY: RAM (but no-map reservations), pools, the whole image and
+        // every device window the runtime drives are mapped, which is
+        // everything it touches; the console is either the tree's UART (a
+        // device window), the early UART (kept mapped when the tree names
+        // none) or switched off first.
+        unsafe { mmu::activate(&ranges) }.map_err(|error| {
+            let what = error.range().and_then(|range| map.iter().find(|entry| entry.0 == range)).map(|entry| entry.2);
+            BootError::Mmu { what: what.unwrap_or_default(), error }
+        })?;
+        if let Some(reg) = uart_pending {
+            use_tree_uart(reg);
         }
-        let code = Range::new(image.base, text_end - image.base).map_err(BootError::Tree)?;
-        let rodata = Range::new(text_end, rodata_end - text_end).map_err(BootError::Tree)?;
-        map.push((code, mmu::Kind::Code));
-        map.push((rodata, mmu::Kind::ReadOnly));
-        for window in platform.device_windows() {
-            map.push((window, mmu::Kind::Device));
-        }
-        // SAFETY: RAM, the image and every device window the tree names are
-        // mapped, which is everything the runtime touches.
-        unsafe { mmu::activate(&map) }.map_err(BootError::Mmu)?;
+        // SAFETY: as for the early part; all RAM is mapped now.
+        let heap_bytes = early_bytes + unsafe { crate::heap::init(late_heap(layout.free_ranges())) };
 
         // Pools the layout could place become allocators; a pool it refused
         // stays unregistered, so its devices cannot be bound.
@@ -187,6 +230,62 @@ mod image {
         Ok(Boot { platform, layout, entry_el, image, dtb: dtb_range, heap_bytes })
     }
 
+    /// Makes the tree's PL011 at `reg` the console.
+    fn use_tree_uart(reg: Range) {
+        static FROM_TREE: spin::Mutex<Option<crate::console::Pl011Console>> = spin::Mutex::new(None);
+        // SAFETY: the tree names a PL011 here, discovery checked its window
+        // (4 KiB, aligned, clear of RAM), and the callers make sure it is
+        // mapped as device memory: by the boot map's first GiB or the final
+        // map (device_windows).
+        if let Some(console) = unsafe { crate::console::Pl011Console::new(reg.base as usize) } {
+            crate::console::set_sink(spin::MutexGuard::leak(FROM_TREE.lock()).insert(console));
+        }
+    }
+
+    /// The final identity map, later entries winning where they overlap:
+    /// normal RAM, pools, the image, device windows. Each entry says what
+    /// it is, for errors.
+    #[allow(clippy::result_large_err)] // see BootError
+    fn final_map(
+        platform: &Platform,
+        layout: &Layout,
+        image: Range,
+        text_end: u64,
+        rodata_end: u64,
+    ) -> Result<alloc::vec::Vec<(Range, mmu::Kind, NodePath)>, BootError> {
+        let mut map = alloc::vec::Vec::new();
+        // RAM without no-map reservations, plus every pool (see
+        // Layout::normal_memory for why pools are mapped regardless).
+        for range in layout.normal_memory() {
+            map.push((*range, mmu::Kind::Data, NodePath::new("(RAM)")));
+        }
+        // The whole image (data, .bss, stack) even if the tree's RAM does
+        // not cover it or a reservation claims it: the runtime runs there.
+        let code = Range::new(image.base, text_end - image.base).map_err(BootError::Tree)?;
+        let rodata = Range::new(text_end, rodata_end - text_end).map_err(BootError::Tree)?;
+        map.push((image, mmu::Kind::Data, NodePath::new(IMAGE_NAME)));
+        map.push((code, mmu::Kind::Code, NodePath::new("(image code)")));
+        map.push((rodata, mmu::Kind::ReadOnly, NodePath::new("(image constants)")));
+        for (node, window) in platform.named_device_windows() {
+            map.push((window, mmu::Kind::Device, node));
+        }
+        // Without a UART in the tree the early one stays the console; it
+        // must stay mapped, unless the tree put RAM in its page.
+        if platform.uart().is_none()
+            && let Some(base) = crate::board::EARLY_UART
+        {
+            let window = Range::new(base as u64, 0x1000).map_err(BootError::Tree)?;
+            let clash = platform.memory().iter().chain([&image]).any(|range| range.overlaps(&window));
+            if clash {
+                log::warn!("the tree names no UART and has RAM over the early one: the console goes quiet");
+                crate::console::clear_sink();
+            } else {
+                map.push((window, mmu::Kind::Device, NodePath::new("(early UART)")));
+            }
+        }
+        Ok(map)
+    }
+
     fn fail(args: fmt::Arguments<'_>) -> ! {
         crate::console::emergency_print(format_args!("tidepool: boot failed: {args}\n"));
         exit::exit(exit::FAILURE_BOOT)
@@ -202,10 +301,15 @@ pub enum BootError {
     /// x0 does not point at a tree we can read.
     BadTreeAddress(u64),
     Tree(devicetree::DtError),
-    /// The layout left no RAM for the heap.
+    /// The layout left no RAM for the heap where the boot map has it.
     NoHeap,
+    /// The final map failed at the range `what` names (RAM, part of the
+    /// image, a device node).
     #[cfg(target_arch = "aarch64")]
-    Mmu(crate::arch::aarch64::mmu::MmuError),
+    Mmu {
+        what: devicetree::NodePath,
+        error: crate::arch::aarch64::mmu::MmuError,
+    },
 }
 
 impl fmt::Display for BootError {
@@ -222,9 +326,13 @@ impl fmt::Display for BootError {
                 LOADER_DTB_LIMIT / (1024 * 1024)
             ),
             BootError::Tree(error) => write!(f, "device tree: {error}"),
-            BootError::NoHeap => f.write_str("no free RAM left for the heap"),
+            BootError::NoHeap => write!(
+                f,
+                "no free RAM for the heap in {:#x}..{:#x}, the boot map's normal memory, where the heap starts",
+                BOOT_MAP_RAM.0, BOOT_MAP_RAM.1
+            ),
             #[cfg(target_arch = "aarch64")]
-            BootError::Mmu(error) => write!(f, "page table: {error}"),
+            BootError::Mmu { what, error } => write!(f, "page table: {what}: {error}"),
         }
     }
 }
@@ -257,4 +365,38 @@ fn copy_tree(dtb: u64, out: &mut [u8]) -> Result<(Range, usize), BootError> {
     let length = devicetree::normalize(source, out).map_err(BootError::Tree)?;
     let range = Range::new(source.as_ptr() as u64, source.len() as u64).map_err(BootError::Tree)?;
     Ok((range, length))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::vec::Vec;
+
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn range(base: u64, size: u64) -> Range {
+        Range::new(base, size).unwrap()
+    }
+
+    #[test]
+    fn heap_ram_outside_the_boot_map_waits_for_the_final_map() {
+        // RAM at 1 GiB running past 4 GiB (as with -m 5G), and some below
+        // 1 GiB, where the boot map has device memory.
+        let free = [range(0x1000_0000, 0x1000), range(0x4000_0000, GIB), range(0xc000_0000, 3 * GIB)];
+        let early: Vec<Range> = early_heap(&free).collect();
+        assert_eq!(early, [range(0x4000_0000, GIB), range(0xc000_0000, GIB)]);
+        let late: Vec<Range> = late_heap(&free).collect();
+        assert_eq!(late, [range(0x1000_0000, 0x1000), range(4 * GIB, 2 * GIB)]);
+        // Together, exactly the free RAM.
+        let total = |ranges: &[Range]| ranges.iter().map(|range| range.size).sum::<u64>();
+        assert_eq!(total(&early) + total(&late), total(&free));
+        // A range over the whole window splits in three.
+        assert_eq!(
+            split_by_window(range(0, 8 * GIB), BOOT_MAP_RAM),
+            [Some(range(0, GIB)), Some(range(GIB, 3 * GIB)), Some(range(4 * GIB, 4 * GIB))]
+        );
+    }
 }

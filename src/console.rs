@@ -21,6 +21,12 @@ pub fn set_sink(sink: &'static mut dyn ConsoleSink) {
     *CONSOLE.lock() = Some(sink);
 }
 
+/// Drops the console: output goes nowhere from now on. For a UART that is
+/// about to lose its mapping.
+pub fn clear_sink() {
+    *CONSOLE.lock() = None;
+}
+
 struct LockedWriter<'a>(&'a mut dyn ConsoleSink);
 
 impl Write for LockedWriter<'_> {

@@ -9,14 +9,16 @@ use crate::devicetree::Range;
 #[global_allocator]
 static HEAP: buddy_system_allocator::LockedHeap<33> = buddy_system_allocator::LockedHeap::empty();
 
-/// Gives every free range to the heap. Returns the bytes added.
+/// Gives free ranges to the heap; may be called again with more (the boot
+/// adds RAM the boot map does not cover once the final map is live).
+/// Returns the bytes added.
 ///
 /// # Safety
 ///
 /// The ranges must be normal, mapped RAM that nothing else uses, for the
-/// rest of the program's life.
+/// rest of the program's life, and disjoint from ranges given before.
 #[cfg(feature = "image")]
-pub unsafe fn init(free: &[Range]) -> u64 {
+pub unsafe fn init(free: impl IntoIterator<Item = Range>) -> u64 {
     let mut heap = HEAP.lock();
     let mut total = 0;
     for range in free {

@@ -150,3 +150,34 @@ fn psci_system_reset_ends_the_machine() {
         assert_eq!(outcome.qemu_status, Some(0));
     }
 }
+
+#[test]
+fn hello_boots_with_ram_above_4_gib() {
+    // 4 GiB of private RAM from 0x4000_0000: RAM runs to 5 GiB and beyond,
+    // past the boot map (which covers up to 4 GiB), so the heap can only
+    // take that part once the final map is live. QEMU rewrites /memory in
+    // the tree it is given (-dtb) to match the machine.
+    let qemu_virt = xtask::board::Board::find("qemu-virt").unwrap();
+    let board = xtask::board::Board { private_ram_mib: 4096, ..qemu_virt.clone() };
+    let variant = Variant::default();
+    let mut launch =
+        common::launch(xtask::image::ImageBuild::new("hello"), variant, common::tree(variant, &[]), &[], &[]);
+    launch.board = Box::leak(Box::new(board));
+    let outcome = xtask::run::run(&launch, common::TIMEOUT, false).unwrap();
+    println!("{}", outcome.console);
+    assert!(outcome.has_line("hello from tidepool"));
+    assert!(
+        outcome.console.contains("memory: 0x40000000..0x140000000 0x140000000..0x141000000 0x141000000..0x142000000"),
+        "RAM above 4 GiB not reported"
+    );
+    // More than 4 GiB of heap: RAM above the boot map was added.
+    let heap_kib = outcome
+        .console
+        .split(", heap ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .expect("a heap size line");
+    assert!(heap_kib > 4 * 1024 * 1024 - 64 * 1024, "heap of {heap_kib} KiB");
+    assert_eq!(outcome.exit_line_status, Some(0));
+}

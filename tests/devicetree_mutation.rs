@@ -241,11 +241,56 @@ fn run_pipeline(mutant: &[u8], out: &mut [u8], counts: &mut Counts) {
         let layout = devicetree::layout(&platform, image, dtb);
         counts.pools_placed += layout.pools().iter().filter(|pool| pool.is_ok()).count();
         let _ = write!(text, "{layout}");
+        let placed: Vec<Range> = layout.pools().iter().filter_map(|pool| pool.as_ref().ok().copied()).collect();
+        let declared: Vec<Range> = platform.pools().iter().filter_map(|pool| pool.declared).collect();
         for free in layout.free_ranges() {
             assert!(free.size > 0 && free.base.is_multiple_of(4096), "bad free range {free:?}");
             assert!(platform.memory().iter().any(|ram| ram.contains_range(free)), "free range {free:?} not in RAM");
             assert!(!free.overlaps(&image) && !free.overlaps(&dtb), "free range {free:?} over image or tree");
+            // Nothing the host shares or the tree reserves ends up in the heap.
+            for reserved in platform.reserved() {
+                assert!(!free.overlaps(&reserved.range), "free range {free:?} over reservation {reserved:?}");
+            }
+            for pool in placed.iter().chain(&declared) {
+                assert!(!free.overlaps(pool), "free range {free:?} over pool {pool:?}");
+            }
         }
+        // A placed pool is clear of every other placed pool and of every
+        // reservation; one the runtime placed itself (no `reg`) also of
+        // every range another pool declares, usable or not.
+        for (index, (node, placed_pool)) in platform.pools().iter().zip(layout.pools()).enumerate() {
+            let Ok(pool) = placed_pool else {
+                continue;
+            };
+            for (other_index, other) in layout.pools().iter().enumerate() {
+                if let Ok(other) = other
+                    && other_index != index
+                {
+                    assert!(!pool.overlaps(other), "pool {pool:?} over pool {other:?}");
+                }
+            }
+            if node.declared.is_none() {
+                for other in &declared {
+                    assert!(!pool.overlaps(other), "placed pool {pool:?} over declared pool {other:?}");
+                }
+            }
+            for reserved in platform.reserved() {
+                assert!(!pool.overlaps(&reserved.range), "pool {pool:?} over reservation {reserved:?}");
+            }
+        }
+        // The final map: no-map reservations stay out unless a pool needs them.
+        for normal in layout.normal_memory() {
+            for reserved in platform.reserved().iter().filter(|reserved| reserved.no_map) {
+                let pooled = placed.iter().any(|pool| pool.contains_range(normal));
+                assert!(pooled || !normal.overlaps(&reserved.range), "{normal:?} mapped over no-map {reserved:?}");
+            }
+        }
+    }
+    // Device windows never share a page with RAM.
+    for window in platform.device_windows() {
+        let page =
+            Range { base: window.base & !0xfff, size: (window.end() - (window.base & !0xfff)).div_ceil(4096) * 4096 };
+        assert!(!platform.memory().iter().any(|ram| ram.overlaps(&page)), "device window {window:?} in RAM");
     }
 }
 

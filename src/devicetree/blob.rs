@@ -7,7 +7,7 @@
 
 use arrayvec::ArrayVec;
 
-use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath};
+use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath, ROOT_PSEUDO_PROPERTY, reservation_entry};
 
 /// Size of the header, which is all [`blob_total_size`] reads.
 pub const HEADER_SIZE: usize = 40;
@@ -184,7 +184,8 @@ impl<'b> Blob<'b> {
                     size: (end - start + RESERVATION_SIZE) as u64,
                     limit: total as u64,
                 };
-                return Err(DtError::new(MEMRESERVE, "", kind));
+                let entry = reservation_entry((end - start) / RESERVATION_SIZE);
+                return Err(DtError::at(NodePath::new(MEMRESERVE), entry.as_str(), kind));
             };
             if address == 0 && size == 0 {
                 break;
@@ -429,7 +430,7 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
                     return Err(fail(&nodes, "", DtErrorKind::UnbalancedNodes { offset }));
                 }
                 if !root_closed {
-                    return Err(fail(&nodes, "", DtErrorKind::MissingRoot));
+                    return Err(DtError::new("/", ROOT_PSEUDO_PROPERTY, DtErrorKind::MissingRoot));
                 }
                 if let Some(out) = out.as_deref_mut() {
                     out.put_u32(FDT_END).map_err(|kind| fail(&nodes, "", kind))?;

@@ -103,6 +103,18 @@ impl<const N: usize> fmt::Debug for BoundedStr<N> {
 /// belong to no node.
 pub(crate) const MEMRESERVE: &str = "/memreserve/";
 
+/// What an error about a missing root names as its property: the root
+/// should have been the struct block's first node.
+pub(crate) const ROOT_PSEUDO_PROPERTY: &str = "(struct block)";
+
+/// The pseudo-property naming entry `index` of the memory reservation
+/// block (which has no properties), as in "entry 2".
+pub(crate) fn reservation_entry(index: usize) -> PropName {
+    let mut name = PropName::default();
+    let _ = fmt::Write::write_fmt(&mut name, format_args!("entry {index}"));
+    name
+}
+
 /// A failed check: where (node path, property) and what.
 ///
 /// Errors about the blob header have an empty `node` and the header field
@@ -310,6 +322,26 @@ pub enum DtErrorKind {
     OutsideRam {
         range: Range,
     },
+    /// Ends above the highest address the runtime's page tables map.
+    BeyondAddressSpace {
+        range: Range,
+        limit: u64,
+    },
+    /// A device's register window is smaller than what its driver accesses.
+    WindowTooSmall {
+        size: u64,
+        min: u64,
+    },
+    /// A device's register window lies in RAM or shares a page with it:
+    /// mapping it as device memory would take that RAM (code, heap, stack)
+    /// away from normal memory.
+    DeviceInRam {
+        range: Range,
+        memory: NodePath,
+        ram: Range,
+    },
+    /// No available node with `device_type = "memory"` declares RAM.
+    NoRam,
     /// A dynamic pool found no free RAM that fits.
     NoSpace {
         size: u64,
@@ -393,6 +425,16 @@ impl fmt::Display for DtErrorKind {
             AlignmentNotPowerOfTwo { alignment } => write!(f, "alignment {alignment:#x} is not a power of two"),
             Overlap { range, other, other_range } => write!(f, "range {range} overlaps {other} ({other_range})"),
             OutsideRam { range } => write!(f, "range {range} is not inside RAM"),
+            BeyondAddressSpace { range, limit } => {
+                write!(f, "range {range} ends above {limit:#x}, the end of what the runtime's page tables map")
+            }
+            WindowTooSmall { size, min } => {
+                write!(f, "register window of {size:#x} bytes is smaller than the {min:#x} bytes its driver accesses")
+            }
+            DeviceInRam { range, memory, ram } => {
+                write!(f, "register window {range} is in (or shares a page with) RAM of {memory} ({ram})")
+            }
+            NoRam => f.write_str("no available node with device_type \"memory\" declares RAM"),
             NoSpace { size, alignment } => {
                 write!(f, "no free RAM for {size:#x} bytes aligned to {alignment:#x}")
             }

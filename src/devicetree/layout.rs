@@ -6,7 +6,9 @@ use core::fmt;
 use arrayvec::ArrayVec;
 
 use super::error::{DtError, DtErrorKind, NodePath};
-use super::platform::{MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, PAGE_SIZE, Placement, Platform, Pool};
+use super::platform::{
+    MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, PAGE_SIZE, Placement, Platform, Pool, page_span, ram_covers,
+};
 use super::range::Range;
 
 /// Image, tree, reservations and pools that are taken out of RAM.
@@ -14,6 +16,8 @@ const MAX_TAKEN: usize = 2 + MAX_RESERVED + MAX_POOLS;
 /// Each taken range splits at most one free range in two, so this many
 /// free ranges always suffice.
 pub const MAX_FREE_RANGES: usize = MAX_MEMORY_RANGES + MAX_TAKEN;
+/// RAM split by every `no-map` reservation, plus a pool each.
+pub const MAX_NORMAL_RANGES: usize = MAX_MEMORY_RANGES + MAX_RESERVED + MAX_POOLS;
 
 const IMAGE: &str = "(image)";
 const DEVICE_TREE: &str = "(device tree)";
@@ -23,6 +27,7 @@ const DEVICE_TREE: &str = "(device tree)";
 pub struct Layout {
     pools: ArrayVec<Result<Range, DtError>, MAX_POOLS>,
     free: ArrayVec<Range, MAX_FREE_RANGES>,
+    normal: ArrayVec<Range, MAX_NORMAL_RANGES>,
 }
 
 impl Layout {
@@ -44,6 +49,21 @@ impl Layout {
 
     pub fn free_bytes(&self) -> u64 {
         self.free.iter().map(|range| range.size).fold(0, u64::saturating_add)
+    }
+
+    /// What the final map makes normal memory: RAM without the whole pages
+    /// of every `no-map` reservation (`no-map` means no mapping at all, so
+    /// not even speculative accesses reach it; a driver that owns such a
+    /// range maps it itself later, as hostmem does its regions), plus every
+    /// placed pool. Sorted.
+    ///
+    /// Pools are the exception to `no-map`: the runtime bounces every DMA
+    /// buffer through them, so they are always mapped, whatever the node
+    /// says. (They are not [`super::Reserved`] entries, and pools are
+    /// whole pages clear of every reservation, so a pool is listed on its
+    /// own only if that ever changes; the ranges are then not disjoint.)
+    pub fn normal_memory(&self) -> &[Range] {
+        &self.normal
     }
 }
 
@@ -67,9 +87,9 @@ impl fmt::Display for Layout {
 /// reserved memory and the pools before them; dynamic pools are then
 /// placed at the highest free address that fits (as Linux does), inside
 /// their `alloc-ranges` if any, aligned to their alignment and at least a
-/// page. A pool that conflicts or does not fit gets an error; errors from
-/// discovery carry over. The heap gets the rest of RAM, whole pages only,
-/// without any range a pool declares, usable or not.
+/// page, and clear of every range a pool declares, usable or not. A pool
+/// that conflicts or does not fit gets an error; errors from discovery
+/// carry over. The heap gets the rest of RAM, whole pages only.
 pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
     let mut taken: ArrayVec<(Range, NodePath), MAX_TAKEN> = ArrayVec::new();
     let reserved = platform.reserved().iter().map(|reserved| (reserved.range, reserved.node));
@@ -89,6 +109,16 @@ pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
         };
         let _ = pools.try_push(result);
     }
+    // An unusable fixed pool is still memory the host considers shared: no
+    // dynamic pool (nor the heap) may go there.
+    for pool in platform.pools() {
+        if let Some(declared) = pool.declared
+            && !taken.iter().any(|(range, _)| *range == declared)
+        {
+            // MAX_TAKEN counts one entry per pool.
+            let _ = taken.try_push((declared, pool.node));
+        }
+    }
     for (pool, result) in platform.pools().iter().zip(pools.iter_mut()) {
         if let Ok(placement @ Placement::Dynamic { size, alloc_ranges, .. }) = &pool.placement {
             let alignment = placement.alignment();
@@ -99,15 +129,39 @@ pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
         }
     }
 
-    // An unusable fixed pool is still memory the host considers shared.
-    for pool in platform.pools() {
-        if let Some(declared) = pool.declared
-            && !taken.iter().any(|(range, _)| *range == declared)
-        {
-            let _ = taken.try_push((declared, pool.node));
+    let normal = normal_memory(platform, &pools);
+    Layout { pools, free: free_ranges(platform.memory(), &mut taken), normal }
+}
+
+/// See [`Layout::normal_memory`].
+fn normal_memory(platform: &Platform, pools: &[Result<Range, DtError>]) -> ArrayVec<Range, MAX_NORMAL_RANGES> {
+    let mut holes: ArrayVec<Range, MAX_RESERVED> = ArrayVec::new();
+    for reserved in platform.reserved().iter().filter(|reserved| reserved.no_map) {
+        // Same capacity as the platform's list.
+        let _ = holes.try_push(page_span(reserved.range));
+    }
+    holes.sort_unstable();
+    let mut normal: ArrayVec<Range, MAX_NORMAL_RANGES> = ArrayVec::new();
+    for ram in platform.memory() {
+        let mut cursor = ram.base;
+        for hole in holes.iter().filter(|hole| hole.overlaps(ram)) {
+            if hole.base > cursor {
+                // Each hole splits RAM at most once: within capacity.
+                let _ = normal.try_push(Range { base: cursor, size: hole.base - cursor });
+            }
+            cursor = cursor.max(hole.end());
+        }
+        if cursor < ram.end() {
+            let _ = normal.try_push(Range { base: cursor, size: ram.end() - cursor });
         }
     }
-    Layout { pools, free: free_ranges(platform.memory(), &mut taken) }
+    for pool in pools.iter().filter_map(|pool| pool.as_ref().ok()) {
+        if !ram_covers(&normal, *pool) {
+            let _ = normal.try_push(*pool);
+        }
+    }
+    normal.sort_unstable();
+    normal
 }
 
 /// Takes `range` for `pool` unless something already has part of it.

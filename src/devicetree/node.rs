@@ -9,7 +9,7 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 
 use super::blob::{be32, be64};
-use super::error::{DtError, DtErrorKind, NodePath};
+use super::error::{DtError, DtErrorKind, NodePath, ROOT_PSEUDO_PROPERTY};
 use super::range::Range;
 
 /// `#address-cells` and `#size-cells` of a bus, validated for reading
@@ -310,7 +310,8 @@ pub(crate) fn walk<'b, 'a, F>(fdt: &'b Fdt<'a>, visit: &mut F) -> Result<(), DtE
 where
     F: for<'c> FnMut(&Node<'c, 'b, 'a>) -> Result<(), DtError>,
 {
-    let root = fdt.all_nodes().next().ok_or_else(|| DtError::from(DtErrorKind::MissingRoot))?;
+    let root =
+        fdt.all_nodes().next().ok_or_else(|| DtError::new("/", ROOT_PSEUDO_PROPERTY, DtErrorKind::MissingRoot))?;
     let mut ordinal = 0;
     walk_node(&Node::new(root, None, 0, 0), &mut ordinal, visit)
 }

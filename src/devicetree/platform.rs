@@ -7,7 +7,7 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 
 use super::blob::{self, RESERVATION_SIZE, be64};
-use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath, ShortValue};
+use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath, ShortValue, reservation_entry};
 use super::node::{self, Node, parse_string};
 use super::range::Range;
 
@@ -27,6 +27,37 @@ pub const MAX_TIMER_INTERRUPTS: usize = 5;
 pub const MAX_BOOTARGS: usize = 1024;
 /// Nodes with a phandle; QEMU's virt trees have fewer than ten.
 pub const MAX_PHANDLES: usize = 256;
+/// End (exclusive) of the physical addresses the runtime can map: its page
+/// tables have a level-1 root with 4 KiB granules, 39 bits (TCR_EL1.T0SZ =
+/// 25, src/arch/aarch64/mmu.rs). RAM or a device beyond it could never be
+/// reached, so the tree is refused rather than the MMU failing later.
+pub const ADDRESS_LIMIT: u64 = 1 << 39;
+
+/// What a driver needs of a device's register window: at least the bytes
+/// it touches, aligned as its registers are.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WindowRule {
+    pub min_size: u64,
+    pub alignment: u64,
+}
+
+/// virtio-mmio: registers and config space up to 0x200, the window
+/// `MmioRegisters` requires (`virtio::mmio::WINDOW_SIZE`); 32-bit registers.
+/// QEMU packs the transports 0x200 apart, so pages are shared between them.
+pub(crate) const VIRTIO_WINDOW: WindowRule = WindowRule { min_size: 0x200, alignment: 4 };
+/// PL011: arm-pl011-uart's register block runs to UARTPCellID3 at 0xffc.
+pub(crate) const PL011_WINDOW: WindowRule = WindowRule { min_size: 0x1000, alignment: PAGE_SIZE };
+/// GICv2 distributor: arm-gic's block runs to GICD_SGIR at 0xf00, in a 4 KiB
+/// frame.
+pub(crate) const GICV2_DISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x1000, alignment: PAGE_SIZE };
+/// GICv2 CPU interface: GICC_DIR is at 0x1000, so two 4 KiB frames.
+pub(crate) const GICV2_CPU_INTERFACE_WINDOW: WindowRule = WindowRule { min_size: 0x2000, alignment: PAGE_SIZE };
+/// GICv3 distributor: arm-gic's block is the architected 64 KiB (ID
+/// registers at 0xffd0..0x10000).
+pub(crate) const GICV3_DISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x1_0000, alignment: PAGE_SIZE };
+/// GICv3 redistributor region: at least one redistributor, the RD_base and
+/// SGI_base 64 KiB frames arm-gic uses for the one CPU the runtime runs on.
+pub(crate) const GICV3_REDISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x2_0000, alignment: PAGE_SIZE };
 
 const GICV2_COMPATIBLE: [&str; 4] = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
 const GICV3_COMPATIBLE: &str = "arm,gic-v3";
@@ -226,7 +257,9 @@ pub struct Reserved {
     /// `/memreserve/` for memory reservation block entries.
     pub node: NodePath,
     pub range: Range,
-    /// Must not be mapped (speculative accesses included).
+    /// Must not be mapped (speculative accesses included): the runtime's
+    /// final map leaves it out ([`super::Layout::normal_memory`]). Never set
+    /// for pools, which are not `Reserved` entries.
     pub no_map: bool,
 }
 
@@ -283,9 +316,12 @@ pub struct Pool {
     pub declared: Option<Range>,
 }
 
-/// A virtio-mmio transport that passed every check.
+/// A virtio-mmio transport that passed every check: its window is at least
+/// 0x200 bytes, 4-byte aligned, clear of RAM (to the page) and of every
+/// other device window the runtime drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VirtioMmio {
+    pub node: NodePath,
     pub reg: Range,
     pub interrupt: Interrupt,
     pub dma_coherent: bool,
@@ -300,9 +336,12 @@ pub fn bootarg<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// What [`discover`] found. Built only by `discover`, so its invariants
-/// hold: memory sorted and disjoint, every range non-empty and not wrapping,
-/// every `Ok` pool page-aligned, inside RAM and clear of reserved regions
-/// and of other fixed pools, and every device's pool index valid and usable.
+/// hold: memory sorted and disjoint and below [`ADDRESS_LIMIT`], every
+/// range non-empty and not wrapping, every `Ok` pool page-aligned, inside
+/// RAM and clear of reserved regions and of other fixed pools, every
+/// device's pool index valid and usable, and every device window the
+/// runtime maps (UART, GIC, usable virtio) big enough for its driver,
+/// aligned, below [`ADDRESS_LIMIT`] and sharing no page with RAM.
 #[derive(Clone, Debug)]
 pub struct Platform {
     memory: ArrayVec<Range, MAX_MEMORY_RANGES>,
@@ -310,6 +349,8 @@ pub struct Platform {
     pools: ArrayVec<Pool, MAX_POOLS>,
     virtio: ArrayVec<Result<VirtioMmio, DtError>, MAX_VIRTIO>,
     gic: Option<Gic>,
+    /// The GIC's node, for messages; empty without a GIC.
+    gic_node: NodePath,
     psci: Option<Psci>,
     timer: Option<Timer>,
     uart: Option<Uart>,
@@ -379,11 +420,40 @@ impl Platform {
     /// MMIO ranges of the devices the runtime drives: the UART, the GIC
     /// frames and every usable virtio device.
     pub fn device_windows(&self) -> impl Iterator<Item = Range> + '_ {
-        let uart = self.uart.iter().map(|uart| uart.reg);
-        let gic = self.gic.iter().flat_map(Gic::ranges);
-        let virtio = self.virtio.iter().filter_map(|device| device.as_ref().ok().map(|device| device.reg));
+        self.named_device_windows().map(|(_, range)| range)
+    }
+
+    /// [`Self::device_windows`] with the node each window comes from.
+    pub fn named_device_windows(&self) -> impl Iterator<Item = (NodePath, Range)> + '_ {
+        let uart = self.uart.iter().map(|uart| (uart.node, uart.reg));
+        let gic = self.gic.iter().flat_map(|gic| gic.ranges().into_iter().map(|range| (self.gic_node, range)));
+        let virtio =
+            self.virtio.iter().filter_map(|device| device.as_ref().ok().map(|device| (device.node, device.reg)));
         uart.chain(gic).chain(virtio)
     }
+
+    /// Refuses a device window that shares a page with one of `taken` (the
+    /// image, the loader's tree): discovery keeps windows out of RAM, but
+    /// only the boot knows where those are, and the final map would make
+    /// them device memory.
+    pub fn check_device_windows(&self, taken: &[(Range, &str)]) -> Result<(), DtError> {
+        for (node, window) in self.named_device_windows() {
+            let pages = page_span(window);
+            if let Some((range, name)) = taken.iter().find(|(range, _)| range.overlaps(&pages)) {
+                let kind = DtErrorKind::Overlap { range: window, other: NodePath::new(name), other_range: *range };
+                return Err(DtError::at(node, "reg", kind));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole pages `range` touches: what mapping it affects. Saturates in
+/// the top page of the address space, far above [`ADDRESS_LIMIT`].
+pub(crate) fn page_span(range: Range) -> Range {
+    let base = range.base & !(PAGE_SIZE - 1);
+    let end = range.end().saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    Range { base, size: end.saturating_sub(base) }
 }
 
 /// Reads the platform from a blob written by [`super::normalize`].
@@ -451,7 +521,7 @@ struct Scan<'b, 'a> {
     reserved: ArrayVec<Reserved, MAX_RESERVED>,
     pools: ArrayVec<Pool, MAX_POOLS>,
     virtio: ArrayVec<Result<PendingVirtio<'a>, DtError>, MAX_VIRTIO>,
-    gic: Option<Gic>,
+    gic: Option<(Gic, NodePath)>,
     psci: Option<Psci>,
     timer: Option<(NodePath, RawInterrupts<'a>)>,
     chosen: Option<Chosen<'a>>,
@@ -481,13 +551,15 @@ impl<'b, 'a> Scan<'b, 'a> {
     }
 
     fn read_reservations(&mut self, entries: &[u8]) -> Result<(), DtError> {
-        for entry in entries.chunks_exact(RESERVATION_SIZE) {
+        for (index, entry) in entries.chunks_exact(RESERVATION_SIZE).enumerate() {
             let (Some(base), Some(size)) = (be64(entry, 0), be64(entry, 8)) else {
                 continue;
             };
-            let range = Range::checked(base, size).map_err(|kind| DtError::new(MEMRESERVE, "", kind))?;
+            // The block has no properties: the entry's index stands in.
+            let fail = |kind| DtError::at(NodePath::new(MEMRESERVE), reservation_entry(index).as_str(), kind);
+            let range = Range::checked(base, size).map_err(fail)?;
             let reserved = Reserved { node: NodePath::new(MEMRESERVE), range, no_map: false };
-            self.reserved.try_push(reserved).map_err(|_| DtError::new(MEMRESERVE, "", too_many(MAX_RESERVED)))?;
+            self.reserved.try_push(reserved).map_err(|_| fail(too_many(MAX_RESERVED)))?;
         }
         Ok(())
     }
@@ -512,6 +584,10 @@ impl<'b, 'a> Scan<'b, 'a> {
             }
         } else if node.depth == 2 && in_reserved_memory && available {
             if node.is_compatible(POOL_COMPATIBLE) {
+                // A pool's `no-map` is not honoured: every DMA buffer is
+                // bounced through the pool, so it must be mapped. (Linux
+                // refuses `no-map` on a restricted-dma-pool outright, as its
+                // swiotlb needs the pool in the linear map.)
                 role = Role::Pool(self.pools.len());
                 self.pools.try_push(read_pool(node)).map_err(|_| node.error("compatible", too_many(MAX_POOLS)))?;
             } else {
@@ -577,6 +653,7 @@ impl<'b, 'a> Scan<'b, 'a> {
         if self.gic.is_some() {
             return Err(node.error("compatible", too_many(1)));
         }
+        let path = node.path();
         let cells = node
             .u32("#interrupt-cells")?
             .ok_or_else(|| node.error("#interrupt-cells", DtErrorKind::MissingProperty))?;
@@ -602,7 +679,7 @@ impl<'b, 'a> Scan<'b, 'a> {
             let len = node.property("reg").map_or(0, <[u8]>::len) as u32;
             return Err(node.error("reg", DtErrorKind::WrongLength { len, expected }));
         }
-        self.gic = Some(match (v3, rest.first()) {
+        let gic = match (v3, rest.first()) {
             (true, _) => {
                 let mut redistributors = ArrayVec::new();
                 // `regions` is at most the capacity, checked above.
@@ -611,7 +688,8 @@ impl<'b, 'a> Scan<'b, 'a> {
             }
             (false, Some(&cpu_interface)) => Gic::V2 { distributor, cpu_interface },
             (false, None) => return Err(node.error("reg", DtErrorKind::MissingProperty)),
-        });
+        };
+        self.gic = Some((gic, path));
         Ok(true)
     }
 
@@ -648,14 +726,12 @@ impl<'b, 'a> Scan<'b, 'a> {
     fn finish(mut self) -> Result<Platform, DtError> {
         let memory = self.check_memory()?;
         self.check_pools(&memory);
-        let resolver = Resolver { fdt: self.fdt, phandles: &self.phandles, pools: &self.pools };
-
-        let mut virtio = ArrayVec::new();
-        // Same capacity as the pending list, so nothing is dropped.
-        for pending in &self.virtio {
-            let device = pending.as_ref().map_err(|error| *error).and_then(|pending| resolver.virtio(pending));
-            let _ = virtio.try_push(device);
+        // The GIC and the console are needed to run at all: a bad window
+        // fails discovery. A bad virtio window leaves just that device out.
+        if let Some((gic, node)) = &self.gic {
+            check_gic_windows(gic, &self.memory).map_err(|kind| DtError::at(*node, "reg", kind))?;
         }
+        let resolver = Resolver { fdt: self.fdt, phandles: &self.phandles, pools: &self.pools };
         let timer = match &self.timer {
             Some((path, interrupts)) => {
                 let interrupts = resolver.interrupts::<MAX_TIMER_INTERRUPTS>(path, *interrupts, 4)?;
@@ -664,6 +740,36 @@ impl<'b, 'a> Scan<'b, 'a> {
             None => None,
         };
         let uart = self.find_uart(&resolver)?;
+        if let Some(uart) = &uart {
+            check_window(uart.reg, PL011_WINDOW, &self.memory).map_err(|kind| DtError::at(uart.node, "reg", kind))?;
+        }
+
+        // Windows of the UART and the GIC, which no virtio window may share.
+        let mut fixed: ArrayVec<(NodePath, Range), { 2 + MAX_REDISTRIBUTOR_REGIONS }> = ArrayVec::new();
+        if let Some(uart) = &uart {
+            let _ = fixed.try_push((uart.node, uart.reg));
+        }
+        if let Some((gic, node)) = &self.gic {
+            for range in gic.ranges() {
+                // Room for the UART and every GIC frame.
+                let _ = fixed.try_push((*node, range));
+            }
+        }
+        let mut virtio = ArrayVec::new();
+        // Same capacity as the pending list, so nothing is dropped.
+        for pending in &self.virtio {
+            let device = pending.as_ref().map_err(|error| *error).and_then(|pending| {
+                check_window(pending.reg, VIRTIO_WINDOW, &self.memory)
+                    .map_err(|kind| DtError::at(pending.path, "reg", kind))?;
+                if let Some((other, other_range)) = fixed.iter().find(|(_, range)| range.overlaps(&pending.reg)) {
+                    let kind = DtErrorKind::Overlap { range: pending.reg, other: *other, other_range: *other_range };
+                    return Err(DtError::at(pending.path, "reg", kind));
+                }
+                resolver.virtio(pending)
+            });
+            let _ = virtio.try_push(device);
+        }
+        refuse_shared_windows(&mut virtio);
         let chosen = self.chosen.unwrap_or_default();
         let mut bootargs = ArrayString::new();
         if let Some(value) = chosen.bootargs {
@@ -673,12 +779,17 @@ impl<'b, 'a> Scan<'b, 'a> {
                 DtError::new("/chosen", "bootargs", kind)
             })?;
         }
+        let (gic, gic_node) = match self.gic {
+            Some((gic, node)) => (Some(gic), node),
+            None => (None, NodePath::default()),
+        };
         Ok(Platform {
             memory,
             reserved: self.reserved,
             pools: self.pools,
             virtio,
-            gic: self.gic,
+            gic,
+            gic_node,
             psci: self.psci,
             timer,
             uart,
@@ -686,10 +797,14 @@ impl<'b, 'a> Scan<'b, 'a> {
         })
     }
 
-    /// Sorts RAM and refuses overlaps: with two claims on the same bytes,
-    /// neither can be trusted.
+    /// Sorts RAM and refuses overlaps (with two claims on the same bytes,
+    /// neither can be trusted) and RAM the page tables cannot map.
     fn check_memory(&mut self) -> Result<ArrayVec<Range, MAX_MEMORY_RANGES>, DtError> {
         self.memory.sort_unstable_by_key(|(range, _)| *range);
+        if let Some((range, node)) = self.memory.iter().find(|(range, _)| range.end() > ADDRESS_LIMIT) {
+            let kind = DtErrorKind::BeyondAddressSpace { range: *range, limit: ADDRESS_LIMIT };
+            return Err(DtError::at(*node, "reg", kind));
+        }
         for pair in self.memory.windows(2) {
             if let [(lower, lower_node), (upper, upper_node)] = pair
                 && lower.overlaps(upper)
@@ -699,7 +814,7 @@ impl<'b, 'a> Scan<'b, 'a> {
             }
         }
         if self.memory.is_empty() {
-            return Err(DtError::new("/memory", "", DtErrorKind::MissingNode));
+            return Err(DtError::new("/memory", "reg", DtErrorKind::NoRam));
         }
         let mut memory = ArrayVec::new();
         for (range, _) in &self.memory {
@@ -782,6 +897,67 @@ impl<'b, 'a> Scan<'b, 'a> {
         };
         let target = parse_string(alias.value).map_err(|kind| DtError::new("/aliases", alias.name, kind))?;
         Ok(target.starts_with('/').then_some(target))
+    }
+}
+
+/// A device window's own problems: beyond the page tables, misaligned, too
+/// small for its driver, or sharing a page with RAM. The map works in
+/// pages and later entries win, so RAM in a window's first or last page
+/// would become device memory (code or stack included: the next unaligned
+/// access or instruction fetch there faults).
+pub(crate) fn check_window(range: Range, rule: WindowRule, memory: &[(Range, NodePath)]) -> Result<(), DtErrorKind> {
+    if range.end() > ADDRESS_LIMIT {
+        return Err(DtErrorKind::BeyondAddressSpace { range, limit: ADDRESS_LIMIT });
+    }
+    if !range.base.is_multiple_of(rule.alignment) {
+        return Err(DtErrorKind::Misaligned { value: range.base, alignment: rule.alignment });
+    }
+    if range.size < rule.min_size {
+        return Err(DtErrorKind::WindowTooSmall { size: range.size, min: rule.min_size });
+    }
+    let pages = page_span(range);
+    if let Some((ram, node)) = memory.iter().find(|(ram, _)| ram.overlaps(&pages)) {
+        return Err(DtErrorKind::DeviceInRam { range, memory: *node, ram: *ram });
+    }
+    Ok(())
+}
+
+/// Every GIC frame against what arm-gic touches in it.
+fn check_gic_windows(gic: &Gic, memory: &[(Range, NodePath)]) -> Result<(), DtErrorKind> {
+    match gic {
+        Gic::V2 { distributor, cpu_interface } => {
+            check_window(*distributor, GICV2_DISTRIBUTOR_WINDOW, memory)?;
+            check_window(*cpu_interface, GICV2_CPU_INTERFACE_WINDOW, memory)
+        }
+        Gic::V3 { distributor, redistributors } => {
+            check_window(*distributor, GICV3_DISTRIBUTOR_WINDOW, memory)?;
+            redistributors.iter().try_for_each(|range| check_window(*range, GICV3_REDISTRIBUTOR_WINDOW, memory))
+        }
+    }
+}
+
+/// Two virtio windows over the same registers: both drivers would drive
+/// one device, so neither is used (as with two pools over the same bytes).
+fn refuse_shared_windows(virtio: &mut ArrayVec<Result<VirtioMmio, DtError>, MAX_VIRTIO>) {
+    let mut clashes: ArrayVec<(usize, DtError), MAX_VIRTIO> = ArrayVec::new();
+    for (index, device) in virtio.iter().enumerate() {
+        let Ok(device) = device else {
+            continue;
+        };
+        let other = virtio.iter().enumerate().find_map(|(other_index, other)| match other {
+            Ok(other) if other_index != index && other.reg.overlaps(&device.reg) => Some(other),
+            _ => None,
+        });
+        if let Some(other) = other {
+            let kind = DtErrorKind::Overlap { range: device.reg, other: other.node, other_range: other.reg };
+            // One entry per device at most.
+            let _ = clashes.try_push((index, DtError::at(device.node, "reg", kind)));
+        }
+    }
+    for (index, error) in clashes {
+        if let Some(device) = virtio.get_mut(index) {
+            *device = Err(error);
+        }
     }
 }
 
@@ -947,7 +1123,7 @@ impl Resolver<'_, '_, '_> {
             .copied()
             .ok_or_else(|| DtError::at(pending.path, "interrupts", DtErrorKind::MissingProperty))?;
         let pool = pending.memory_region.map(|phandle| self.pool(&pending.path, phandle)).transpose()?;
-        Ok(VirtioMmio { reg: pending.reg, interrupt, dma_coherent: pending.dma_coherent, pool })
+        Ok(VirtioMmio { node: pending.path, reg: pending.reg, interrupt, dma_coherent: pending.dma_coherent, pool })
     }
 
     /// The index of the usable pool `phandle` names.

@@ -471,6 +471,179 @@ fn bootargs_must_be_utf8() {
     );
 }
 
+#[test]
+fn dynamic_pool_avoids_refused_fixed_pools() {
+    let platform = platform(fixture!("bad-pool-overlap-dynamic"));
+    let (dynamic, _) = pool(&platform, "/reserved-memory/restricted-dma-pool-dynamic");
+    assert_eq!(device(&platform, 0x0a00_3c00).pool, Some(dynamic));
+    let layout = layout(&platform, IMAGE, DTB);
+    // Both fixed pools are refused, but the host still shares their memory
+    // (the top of RAM): the size-form pool goes below it.
+    assert!(matches!(pool_error(&platform, POOL_PATH).kind, DtErrorKind::Overlap { .. }));
+    let placed = layout.pool(dynamic).unwrap().unwrap();
+    assert_eq!(placed, range(0x47f0_0000, MIB));
+    let declared: Vec<Range> = platform.pools().iter().filter_map(|pool| pool.declared).collect();
+    assert_eq!(declared, [range(0x4800_0000, 16 * MIB), range(0x4880_0000, 4 * MIB)]);
+    for declared in &declared {
+        assert!(!placed.overlaps(declared), "{placed:?} placed over the declared pool {declared:?}");
+        assert!(layout.free_ranges().iter().all(|free| !free.overlaps(declared)));
+    }
+    assert!(layout.free_ranges().iter().all(|free| !free.overlaps(&placed)));
+}
+
+#[test]
+fn no_map_reservations_stay_out_of_the_map_but_pools_do_not() {
+    let platform = platform(fixture!("reserved-no-map"));
+    let no_map: Vec<(&str, bool)> =
+        platform.reserved().iter().map(|reserved| (reserved.node.as_str(), reserved.no_map)).collect();
+    assert_eq!(
+        no_map,
+        [
+            ("/reserved-memory/firmware@47f00000", true),
+            ("/reserved-memory/log@47d00800", true),
+            ("/reserved-memory/shared@47e00000", false),
+        ]
+    );
+    let layout = layout(&platform, IMAGE, DTB);
+    let pool_range = range(0x4800_0000, 16 * MIB);
+    assert_eq!(layout.pool(0), Some(&Ok(pool_range)));
+    // The unaligned no-map reservation takes its whole page out; the one
+    // without no-map stays mapped; the pool is mapped despite its no-map.
+    assert_eq!(
+        layout.normal_memory(),
+        [range(RAM_BASE, 0x47d0_0000 - RAM_BASE), range(0x47d0_1000, 0x47f0_0000 - 0x47d0_1000), pool_range]
+    );
+    // The heap has none of the reservations.
+    for reserved in platform.reserved() {
+        assert!(layout.free_ranges().iter().all(|free| !free.overlaps(&reserved.range)), "{reserved:?}");
+    }
+    // Without reservations, RAM is normal memory as a whole.
+    assert_eq!(layout_of(NUMA_POOL).normal_memory(), platform.memory());
+}
+
+fn layout_of(blob: &[u8]) -> Layout {
+    layout(&platform(blob), IMAGE, DTB)
+}
+
+#[test]
+fn hostile_virtio_windows_leave_just_those_devices_out() {
+    let platform = platform(fixture!("bad-virtio-windows"));
+    let ram = range(RAM_BASE, 256 * MIB);
+    let memory = NodePath::new("/memory@40000000");
+    let gic = range(0x0800_0000, 0x1_0000);
+    let twin = range(0x0a00_0a00, 0x200);
+    let cases = [
+        ("/virtio_mmio@a000000", DtErrorKind::DeviceInRam { range: range(0x4008_0000, 0x200), memory, ram }),
+        ("/virtio_mmio@a000200", DtErrorKind::WindowTooSmall { size: 0x10, min: 0x200 }),
+        ("/virtio_mmio@a000400", DtErrorKind::Misaligned { value: 0x0a00_0402, alignment: 4 }),
+        (
+            "/virtio_mmio@a000600",
+            DtErrorKind::Overlap {
+                range: range(0x0800_0000, 0x200),
+                other: NodePath::new("/intc@8000000"),
+                other_range: gic,
+            },
+        ),
+        (
+            "/virtio_mmio@a000800",
+            DtErrorKind::Overlap { range: twin, other: NodePath::new("/virtio_mmio@a000a00"), other_range: twin },
+        ),
+        (
+            "/virtio_mmio@a000a00",
+            DtErrorKind::Overlap { range: twin, other: NodePath::new("/virtio_mmio@a000800"), other_range: twin },
+        ),
+        ("/virtio_mmio@a000e00", DtErrorKind::DeviceInRam { range: range(0x3fff_fe00, 0x400), memory, ram }),
+        (
+            "/virtio_mmio@a001000",
+            DtErrorKind::BeyondAddressSpace { range: range(0x7f_ffff_fe00, 0x400), limit: ADDRESS_LIMIT },
+        ),
+    ];
+    for (path, kind) in cases {
+        let error = device_error(&platform, path);
+        assert_eq!((error.property.as_str(), error.kind), ("reg", kind), "{path}");
+    }
+    assert_eq!(
+        device_error(&platform, "/virtio_mmio@a000200").to_string(),
+        "/virtio_mmio@a000200: property \"reg\": register window of 0x10 bytes is smaller than the 0x200 bytes its driver accesses"
+    );
+    // Right below RAM, its page ending where RAM starts: fine.
+    assert_eq!(device(&platform, 0x3fff_fe00).reg.size, 0x200);
+    assert_eq!(platform.virtio().iter().filter(|device| device.is_ok()).count(), 32 - cases.len());
+    // What the runtime maps as device memory shares no page with RAM.
+    for window in platform.device_windows() {
+        assert!(!super::platform::page_span(window).overlaps(&ram), "{window:?}");
+    }
+    // The transport needs the window the rule asks for.
+    assert_eq!(super::platform::VIRTIO_WINDOW.min_size, crate::virtio::mmio::WINDOW_SIZE as u64);
+}
+
+#[test]
+fn hostile_uart_and_gic_windows_fail_discovery() {
+    let ram = range(RAM_BASE, 256 * MIB);
+    let memory = NodePath::new("/memory@40000000");
+    let cases = [
+        (fixture!("bad-uart-window"), "/pl011@9000000", DtErrorKind::WindowTooSmall { size: 0x10, min: 0x1000 }),
+        (
+            fixture!("bad-uart-in-ram"),
+            "/pl011@9000000",
+            DtErrorKind::DeviceInRam { range: range(0x4008_0000, 0x1000), memory, ram },
+        ),
+        (
+            fixture!("bad-gicv2-cpu-interface"),
+            "/intc@8000000",
+            DtErrorKind::WindowTooSmall { size: 0x1000, min: 0x2000 },
+        ),
+        (
+            fixture!("bad-gicv3-distributor"),
+            "/intc@8000000",
+            DtErrorKind::WindowTooSmall { size: 0x1000, min: 0x1_0000 },
+        ),
+        (
+            fixture!("bad-gicv3-redistributor"),
+            "/intc@8000000",
+            DtErrorKind::DeviceInRam { range: range(0x4f00_0000, 0x2_0000), memory, ram },
+        ),
+    ];
+    for (blob, node, kind) in cases {
+        assert_eq!(discover_error(blob), DtError::new(node, "reg", kind));
+    }
+}
+
+#[test]
+fn device_window_over_the_image_or_tree_is_refused() {
+    // Discovery keeps windows out of RAM; where the image and the loader's
+    // tree are only the boot knows, and they need not be in declared RAM.
+    let platform = platform(GICV2);
+    let taken = |image: Range, dtb: Range| [(image, "(image)"), (dtb, "(device tree)")];
+    assert_eq!(platform.check_device_windows(&taken(IMAGE, DTB)), Ok(()));
+    let image = range(0x0a00_0000, 2 * MIB);
+    let error = platform.check_device_windows(&taken(image, DTB)).unwrap_err();
+    let kind =
+        DtErrorKind::Overlap { range: range(0x0a00_0000, 0x200), other: NodePath::new("(image)"), other_range: image };
+    assert_eq!(error, DtError::new("/virtio_mmio@a000000", "reg", kind));
+    // Sharing a page is enough.
+    let dtb = range(0x0900_0ff0, 0x10);
+    let error = platform.check_device_windows(&taken(IMAGE, dtb)).unwrap_err();
+    assert_eq!((error.node.as_str(), error.property.as_str()), ("/pl011@9000000", "reg"));
+}
+
+#[test]
+fn memory_beyond_the_page_tables_fails_discovery() {
+    let error = discover_error(fixture!("bad-memory-too-big"));
+    let kind = DtErrorKind::BeyondAddressSpace { range: range(RAM_BASE, 0x7f_c000_0001), limit: ADDRESS_LIMIT };
+    assert_eq!(error, DtError::new("/memory@40000000", "reg", kind));
+}
+
+#[test]
+fn memory_above_4_gib_is_heap_ram() {
+    const GIB: u64 = 1024 * MIB;
+    let platform = platform(fixture!("memory-above-4g"));
+    assert_eq!(platform.memory(), [range(RAM_BASE, 5 * GIB)]);
+    let layout = layout(&platform, IMAGE, DTB);
+    assert_eq!(layout.free_ranges().last().map(Range::end), Some(RAM_BASE + 5 * GIB));
+    assert_eq!(layout.normal_memory(), platform.memory());
+}
+
 // ---------------------------------------------------------------------------
 // The blob's structure, by byte patching and by small built trees
 
@@ -731,7 +904,7 @@ fn structure_errors_name_the_node() {
         (Tree::virt().begin("a").end().finish(), "/", "", DtErrorKind::UnbalancedNodes { offset: VIRT_END + 12 }),
         (Tree::virt().end().end().finish(), "", "", DtErrorKind::UnbalancedNodes { offset: VIRT_END + 4 }),
         (Tree::virt().end().blob(), "", "", DtErrorKind::MissingEnd),
-        (Tree::default().finish(), "", "", DtErrorKind::MissingRoot),
+        (Tree::default().finish(), "/", "(struct block)", DtErrorKind::MissingRoot),
         (Tree::virt().begin("bad name").end().end().finish(), "/", "", DtErrorKind::BadName { offset: VIRT_END }),
         (Tree::virt().begin("a/b").end().end().finish(), "/", "", DtErrorKind::BadName { offset: VIRT_END }),
         (Tree::default().begin("root").end().finish(), "", "", DtErrorKind::BadName { offset: 0 }),
@@ -828,7 +1001,7 @@ fn memory_reservation_block_entries_are_reserved() {
     let mut tree = Tree::virt();
     tree.reservations.push((u64::MAX, 2));
     let error = discover(&normalized(&tree.end().finish())).unwrap_err();
-    assert_eq!(error, DtError::new("/memreserve/", "", DtErrorKind::RangeOverflow { base: u64::MAX, size: 2 }));
+    assert_eq!(error, DtError::new("/memreserve/", "entry 0", DtErrorKind::RangeOverflow { base: u64::MAX, size: 2 }));
 }
 
 #[test]
@@ -855,9 +1028,11 @@ fn value_errors() {
     // No RAM at all.
     let mut tree = Tree::default();
     tree.begin("").end();
+    let error = discover(&normalized(&tree.finish())).unwrap_err();
+    assert_eq!(error, DtError::new("/memory", "reg", DtErrorKind::NoRam));
     assert_eq!(
-        discover(&normalized(&tree.finish())).unwrap_err(),
-        DtError::new("/memory", "", DtErrorKind::MissingNode)
+        error.to_string(),
+        "/memory: property \"reg\": no available node with device_type \"memory\" declares RAM"
     );
 }
 
@@ -896,6 +1071,49 @@ fn device_problems_stay_with_the_device() {
             "/virtio@a000600: property \"interrupts\": length 24, expected 12 bytes",
         ]
     );
+}
+
+#[test]
+fn device_windows_must_not_share_a_page_with_ram() {
+    // RAM ending mid-page: a window after it shares no byte, but its page.
+    let mut tree = Tree::virt();
+    tree.begin("memory@50000000").string("device_type", "memory").cells("reg", &[0, 0x5000_0000, 0, 0x800]).end();
+    tree.virtio("virtio@50000a00", 0x5000_0a00, 16).end();
+    tree.virtio("virtio@50001000", 0x5000_1000, 17).end();
+    let platform = discover(&normalized(&tree.end().finish())).unwrap();
+    let error = device_error(&platform, "/virtio@50000a00");
+    let kind = DtErrorKind::DeviceInRam {
+        range: range(0x5000_0a00, 0x200),
+        memory: NodePath::new("/memory@50000000"),
+        ram: range(0x5000_0000, 0x800),
+    };
+    assert_eq!((error.property.as_str(), error.kind), ("reg", kind));
+    assert_eq!(device(&platform, 0x5000_1000).reg.size, 0x200);
+}
+
+#[test]
+fn gic_frames_are_page_aligned_and_mappable() {
+    let gic_tree = |reg: &[u32]| {
+        let mut tree = Tree::default();
+        tree.begin("").cells("#address-cells", &[2]).cells("#size-cells", &[2]);
+        tree.begin("memory@40000000").string("device_type", "memory").cells("reg", &[0, 0x4000_0000, 0, 0x1000_0000]);
+        tree.end();
+        tree.begin("intc@8000000")
+            .string("compatible", "arm,cortex-a15-gic")
+            .prop("interrupt-controller", &[])
+            .cells("#interrupt-cells", &[3])
+            .cells("reg", reg)
+            .end();
+        discover(&normalized(&tree.end().finish()))
+    };
+    assert!(gic_tree(&[0, 0x0800_0000, 0, 0x1000, 0, 0x0801_0000, 0, 0x2000]).is_ok());
+    let error = gic_tree(&[0, 0x0800_0800, 0, 0x1000, 0, 0x0801_0000, 0, 0x2000]).unwrap_err();
+    let kind = DtErrorKind::Misaligned { value: 0x0800_0800, alignment: PAGE_SIZE };
+    assert_eq!(error, DtError::new("/intc@8000000", "reg", kind));
+    let error = gic_tree(&[0, 0x0800_0000, 0, 0x800, 0, 0x0801_0000, 0, 0x2000]).unwrap_err();
+    assert_eq!(error.kind, DtErrorKind::WindowTooSmall { size: 0x800, min: 0x1000 });
+    let error = gic_tree(&[0, 0x0800_0000, 0, 0x1000, 0x80, 0, 0, 0x2000]).unwrap_err();
+    assert_eq!(error.kind, DtErrorKind::BeyondAddressSpace { range: range(1 << 39, 0x2000), limit: ADDRESS_LIMIT });
 }
 
 // ---------------------------------------------------------------------------

@@ -91,9 +91,11 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
             let node = node.as_ref().map_err(|error| ProbeError::Tree(Box::new(*error)))?;
             let base = NonNull::new(node.reg.base as *mut u8)
                 .ok_or(ProbeError::Transport { device: node.reg, error: MmioError::EmptySlot })?;
-            // SAFETY: the window comes from a validated virtio-mmio node, the
-            // runtime maps it as device memory, and probing creates exactly
-            // one transport per node.
+            // SAFETY: discovery checked the node's window: at least
+            // WINDOW_SIZE bytes, 4-byte aligned, sharing no page with RAM and
+            // no byte with another device window; the runtime maps it as
+            // device memory, and probing creates exactly one transport per
+            // node.
             let registers = unsafe { MmioRegisters::new(base) };
             // Empty slots first: they are not devices, so no pool is needed.
             let transport = match MmioV2Transport::new(registers) {

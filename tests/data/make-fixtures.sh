@@ -72,6 +72,7 @@ edited() {
 	dump qemu-virt-numa -machine virt $numa
 }
 decompile qemu-virt-gicv2
+decompile qemu-virt-gicv3
 overlay qemu-virt-numa pool-fixed qemu-virt-numa-pool
 overlay qemu-virt-gicv3 pool-dynamic qemu-virt-pool-dynamic
 
@@ -105,6 +106,8 @@ EOF
 
 edited uart-alias
 edited alias-loop
+edited reserved-no-map
+edited memory-above-4g
 for source in "$dts"/bad-*.dts; do
 	name=$(basename "$source" .dts)
 	case $name in

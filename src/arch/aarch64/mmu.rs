@@ -55,34 +55,42 @@ const ASID: usize = 1;
 /// Level 1 root with 4 KiB granules covers 39 bits, matching TCR_EL1.T0SZ = 25.
 const ROOT_LEVEL: usize = 1;
 
-/// Why a mapping could not be made.
+/// Why a mapping could not be made. Each error names the range it was
+/// about, so the caller can say what that range was (RAM, a device).
 #[derive(Debug)]
 pub enum MmuError {
     /// The range does not fit the address space of the table.
     OutOfRange(Range),
     /// `map` was called before `activate`.
     NotActive,
-    Map(MapError),
+    Map(Range, MapError),
 }
 
-impl From<MapError> for MmuError {
-    fn from(error: MapError) -> Self {
-        MmuError::Map(error)
+impl MmuError {
+    /// The range the error is about, if any.
+    pub fn range(&self) -> Option<Range> {
+        match self {
+            MmuError::OutOfRange(range) | MmuError::Map(range, _) => Some(*range),
+            MmuError::NotActive => None,
+        }
     }
 }
 
 impl core::fmt::Display for MmuError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            MmuError::OutOfRange(range) => write!(f, "{range:?} is outside the 39-bit address space"),
+            MmuError::OutOfRange(range) => {
+                write!(f, "{range} ends above {ADDRESS_SPACE_END:#x}, outside the 39-bit address space")
+            }
             MmuError::NotActive => f.write_str("the runtime page table is not active yet"),
-            MmuError::Map(error) => write!(f, "{error}"),
+            MmuError::Map(range, error) => write!(f, "mapping {range}: {error}"),
         }
     }
 }
 
-/// Largest address (exclusive) the level-1 root can map.
-const ADDRESS_SPACE_END: u64 = 1 << 39;
+/// Largest address (exclusive) the level-1 root can map; discovery refuses
+/// RAM and device windows beyond it, with the same constant.
+const ADDRESS_SPACE_END: u64 = crate::devicetree::ADDRESS_LIMIT;
 
 fn region(range: Range) -> Result<MemoryRegion, MmuError> {
     if range.end() > ADDRESS_SPACE_END {
@@ -102,7 +110,7 @@ fn region(range: Range) -> Result<MemoryRegion, MmuError> {
 pub unsafe fn activate(ranges: &[(Range, Kind)]) -> Result<(), MmuError> {
     let mut table = IdMap::with_asid(ASID, ROOT_LEVEL, El1And0);
     for &(range, kind) in ranges {
-        table.map_range(&region(range)?, kind.attributes())?;
+        table.map_range(&region(range)?, kind.attributes()).map_err(|error| MmuError::Map(range, error))?;
     }
     // SAFETY: the caller promises the map covers everything in use; the boot
     // map it replaces is an identity map too, so the switch keeps every
@@ -116,11 +124,13 @@ pub unsafe fn activate(ranges: &[(Range, Kind)]) -> Result<(), MmuError> {
 }
 
 /// Adds a mapping to the live table, for ranges that were not mapped before
-/// (a hostmem region, say).
+/// (a hostmem region in a `no-map` reservation, say, which the boot's map
+/// leaves out). New entries over unmapped memory need no break-before-make,
+/// so aarch64-paging allows them on the live table.
 pub fn map(range: Range, kind: Kind) -> Result<(), MmuError> {
     let mut guard = PAGE_TABLE.lock();
     let table = guard.as_mut().ok_or(MmuError::NotActive)?;
-    table.map_range(&region(range)?, kind.attributes())?;
+    table.map_range(&region(range)?, kind.attributes()).map_err(|error| MmuError::Map(range, error))?;
     // SAFETY: barriers only; new entries become visible to the walker.
     unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
     Ok(())
