@@ -73,17 +73,25 @@ fn in_use(slot: usize) -> u64 {
 fn rng_through_its_pool(boot: &Boot) -> TestResult {
     let device = take(boot, DEVICE_ID_RNG)?;
     let slot = device.pool_slot;
-    tidepool::with_pool_hal!(slot, |H| rng_case::<H>(device, slot))
+    tidepool::with_pool_hal!(slot, |H| rng_case::<H>(device, slot, boot))
         .map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?
 }
 
-fn rng_case<H: Hal>(device: Device, slot: usize) -> TestResult {
+fn rng_case<H: Hal>(device: Device, slot: usize, boot: &Boot) -> TestResult {
+    let window = device.reg;
     let before = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
     let mut rng =
         VirtIORng::<H, _>::new(device.transport).map_err(|e| tidepool::TestFailure(alloc::format!("{e:?}")))?;
     // virtio-mmio's queue address registers are write-only, so the rings are
     // found through the pool: the Hal has no other place to take them from.
     ensure!(in_use(slot) > before.bytes_in_use, "creating the queue took nothing from pool {slot}");
+    // Probing again while the driver runs must leave its device alone (a
+    // second transport's drop would reset it under the driver).
+    let again = probe::probe(boot, DmaPolicy::Strict);
+    let seen_in_use = again.iter().any(|r| matches!(r, Err(probe::ProbeError::InUse { device }) if *device == window));
+    ensure!(seen_in_use, "a second probe did not see the rng at {:#x} as in use", window.base);
+    ensure!(probe::find(boot, DmaPolicy::Strict, DEVICE_ID_RNG).is_none(), "the rng was handed out twice");
+    drop(again);
     let mut entropy = [0u8; 64];
     reserve(slot, entropy.len())?;
     let got = rng.request_entropy(&mut entropy).map_err(|e| tidepool::TestFailure(alloc::format!("{e:?}")))?;

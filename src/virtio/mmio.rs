@@ -52,6 +52,7 @@
 //! source of truth.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
 use virtio_drivers::{Error as VirtioError, PhysAddr};
@@ -253,6 +254,37 @@ pub struct MmioV2Transport<R: Registers> {
     negotiated: Option<NegotiatedFeatures>,
     /// Why initialisation failed since the last reset, if it did.
     init_error: Option<MmioError>,
+    /// The window this transport holds, released after the reset in `drop`.
+    claim: Option<WindowClaim>,
+}
+
+/// Device windows (by virtio node index, below 64) that have a live
+/// transport. A second transport over a window in use would alias the
+/// driver's registers, and its drop would reset the device under it.
+static CLAIMED_WINDOWS: AtomicU64 = AtomicU64::new(0);
+
+/// The right to drive the virtio node with this index: at most one exists
+/// per node at a time, and dropping it gives the node back.
+#[derive(Debug)]
+pub struct WindowClaim(u32);
+
+impl WindowClaim {
+    /// Claims node `index`, or `None` while another claim holds it (or the
+    /// index is beyond what the registry tracks).
+    pub fn take(index: usize) -> Option<Self> {
+        let index = u32::try_from(index).ok().filter(|&index| index < u64::BITS)?;
+        let bit = 1u64 << index;
+        let before = CLAIMED_WINDOWS.fetch_or(bit, Ordering::AcqRel);
+        // Not `then_some`: its argument is built (and dropped, releasing
+        // the bit) even when the window was taken.
+        (before & bit == 0).then(|| Self(index))
+    }
+}
+
+impl Drop for WindowClaim {
+    fn drop(&mut self) {
+        CLAIMED_WINDOWS.fetch_and(!(1u64 << self.0), Ordering::AcqRel);
+    }
 }
 
 impl<R: Registers> MmioV2Transport<R> {
@@ -294,7 +326,15 @@ impl<R: Registers> MmioV2Transport<R> {
             offered: None,
             negotiated: None,
             init_error: None,
+            claim: None,
         }
+    }
+
+    /// Ties the transport to the claim on its window: the window is given
+    /// back only after the transport has reset the device.
+    pub fn with_claim(mut self, claim: WindowClaim) -> Self {
+        self.claim = Some(claim);
+        self
     }
 
     /// Sets the size of the device's config space (e.g. from the device
@@ -1326,5 +1366,20 @@ mod tests {
         let blk = VirtIOBlk::<HostHal, _>::new(transport(&fake)).unwrap();
         assert_eq!(blk.capacity(), 0x1000, "torn capacity read retried");
         assert!(fake.device().queues[0].ready);
+    }
+
+    #[test]
+    fn a_window_is_claimed_once_until_its_transport_is_gone() {
+        // Indices of their own: the registry is global to the test binary.
+        let first = WindowClaim::take(62).expect("a free window");
+        assert!(WindowClaim::take(62).is_none(), "claimed twice");
+        assert!(WindowClaim::take(64).is_none(), "beyond the registry");
+        let fake = FakeRegisters::new(4);
+        let transport = MmioV2Transport::new(fake.clone()).unwrap().with_claim(first);
+        assert!(WindowClaim::take(62).is_none(), "the transport holds it");
+        fake.device().status = 0x7;
+        drop(transport);
+        assert_eq!(fake.device().status, 0, "reset on drop");
+        assert!(WindowClaim::take(62).is_some(), "given back after the reset");
     }
 }

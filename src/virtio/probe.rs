@@ -15,7 +15,7 @@ use core::ptr::NonNull;
 
 use crate::Boot;
 use crate::devicetree::{DtError, Interrupt, Range};
-use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport};
+use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, WindowClaim};
 
 /// What to do with a virtio device the tree binds to no pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +61,11 @@ pub enum ProbeError {
     NoPool { device: Range },
     /// The registers did not describe a usable device.
     Transport { device: Range, error: MmioError },
+    /// A transport from an earlier probe still drives it.
+    InUse { device: Range },
+    /// Its pool slot holds no registered pool (registration failed at boot,
+    /// or an `Unrestricted` fallback slot the image never filled).
+    PoolNotRegistered { device: Range, slot: usize },
 }
 
 impl fmt::Display for ProbeError {
@@ -76,6 +81,10 @@ impl fmt::Display for ProbeError {
                 device.base
             ),
             ProbeError::Transport { device, error } => write!(f, "virtio-mmio {:#x}: {error}", device.base),
+            ProbeError::InUse { device } => write!(f, "virtio-mmio {:#x}: already in use", device.base),
+            ProbeError::PoolNotRegistered { device, slot } => {
+                write!(f, "virtio-mmio {:#x}: DMA pool slot {slot} holds no pool", device.base)
+            }
         }
     }
 }
@@ -87,15 +96,19 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
     boot.platform
         .virtio()
         .iter()
-        .map(|node| {
+        .enumerate()
+        .map(|(index, node)| {
             let node = node.as_ref().map_err(|error| ProbeError::Tree(Box::new(*error)))?;
+            // One transport per window at a time: probing again must not
+            // alias (or, on drop, reset) a device a driver is using.
+            let claim = WindowClaim::take(index).ok_or(ProbeError::InUse { device: node.reg })?;
             let base = NonNull::new(node.reg.base as *mut u8)
                 .ok_or(ProbeError::Transport { device: node.reg, error: MmioError::EmptySlot })?;
             // SAFETY: discovery checked the node's window: at least
             // WINDOW_SIZE bytes, 4-byte aligned, sharing no page with RAM and
             // no byte with another device window; the runtime maps it as
-            // device memory, and probing creates exactly one transport per
-            // node.
+            // device memory, and `claim` makes this the node's only
+            // transport.
             let registers = unsafe { MmioRegisters::new(base) };
             // Empty slots first: they are not devices, so no pool is needed.
             let transport = match MmioV2Transport::new(registers) {
@@ -114,12 +127,17 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
                     _ => return Err(ProbeError::NoPool { device: node.reg }),
                 },
             };
+            // Every ring and buffer will come from this slot: it must hold
+            // a pool now, not fail at the first allocation.
+            if crate::dma::with_pool(pool_slot, |_| ()).is_err() {
+                return Err(ProbeError::PoolNotRegistered { device: node.reg, slot: pool_slot });
+            }
             Ok(Some(Device {
                 reg: node.reg,
                 interrupt: node.interrupt,
                 device_id: transport.device_id(),
                 pool_slot,
-                transport: transport.with_access_platform(true),
+                transport: transport.with_access_platform(true).with_claim(claim),
             }))
         })
         .collect()
@@ -131,6 +149,11 @@ pub fn devices(boot: &Boot, policy: DmaPolicy) -> Vec<Device> {
         .into_iter()
         .filter_map(|result| match result {
             Ok(device) => device,
+            // Not a problem: the image already holds it.
+            Err(error @ ProbeError::InUse { .. }) => {
+                log::debug!("{error}");
+                None
+            }
             Err(error) => {
                 log::warn!("{error}");
                 None
@@ -139,8 +162,9 @@ pub fn devices(boot: &Boot, policy: DmaPolicy) -> Vec<Device> {
         .collect()
 }
 
-/// The first usable device with virtio id `device_id`. (The others are
-/// dropped, which resets them: they were not in use.)
+/// The first usable device with virtio id `device_id` that no transport
+/// drives yet. (The others probed are dropped, which resets them: they were
+/// not in use; devices in use are not touched.)
 pub fn find(boot: &Boot, policy: DmaPolicy, device_id: u32) -> Option<Device> {
     devices(boot, policy).into_iter().find(|device| device.device_id == device_id)
 }
