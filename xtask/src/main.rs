@@ -197,13 +197,52 @@ fn real_main() -> Result<ExitCode> {
         "test" => {
             xtask::setup::setup()?;
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            xtask::run_command(
+            run_tests(
                 std::process::Command::new(cargo).current_dir(xtask::paths::workspace()).args(["test", "--workspace"]),
             )?;
         }
         other => bail!("unknown command `{other}` (see `cargo xtask help`)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `cargo test`, passing its output through, and closes with the
+/// totals of every test binary (cargo prints one `test result:` line per
+/// binary and none for the whole run).
+fn run_tests(command: &mut std::process::Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| Error(format!("cannot start {:?}: {error}", command.get_program())))?;
+    let mut totals = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(std::io::Result::ok) {
+            println!("{line}");
+            if let Some((passed, failed)) = test_result_counts(&line) {
+                totals = (totals.0 + passed, totals.1 + failed);
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("xtask test: {} passed, {} failed", totals.0, totals.1);
+    if !status.success() {
+        bail!("{:?} failed with {status}", command);
+    }
+    Ok(())
+}
+
+/// The passed and failed counts of a libtest `test result:` line.
+fn test_result_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    // Parts look like `ok. 146 passed` and `0 failed`: a number, then a label.
+    let count = |label: &str| {
+        rest.split("; ").find_map(|part| {
+            let mut words = part.rsplit(' ');
+            (words.next() == Some(label)).then(|| words.next()?.parse().ok()).flatten()
+        })
+    };
+    Some((count("passed")?, count("failed")?))
 }
 
 fn main() -> ExitCode {
@@ -226,6 +265,15 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_result_lines_are_counted() {
+        let line = "test result: ok. 146 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.16s";
+        assert_eq!(test_result_counts(line), Some((146, 0)));
+        let line = "test result: FAILED. 6 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s";
+        assert_eq!(test_result_counts(line), Some((6, 2)));
+        assert_eq!(test_result_counts("running 3 tests"), None);
+    }
 
     #[test]
     fn help_states_the_default_timeout() {
