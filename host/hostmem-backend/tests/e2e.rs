@@ -62,6 +62,33 @@ fn setup() -> Arc<DeviceSetup> {
     )
 }
 
+/// Serves `path` on a thread, as the daemon does; the receiver gets the
+/// serve loop's result when it ends.
+#[allow(clippy::type_complexity)]
+fn start_server(
+    path: &std::path::Path,
+) -> (Shutdown, mpsc::Receiver<Result<(), String>>, thread::JoinHandle<Result<(), mpsc::SendError<Result<(), String>>>>)
+{
+    let shutdown = Shutdown::new(path);
+    let (done_tx, done_rx) = mpsc::channel();
+    let server = {
+        let (path, shutdown) = (path.to_path_buf(), shutdown.clone());
+        thread::spawn(move || done_tx.send(serve(setup(), &path, &shutdown).map_err(|e| e.to_string())))
+    };
+    (shutdown, done_rx, server)
+}
+
+/// The daemon binary serving `path` with the test's pool and regions.
+fn spawn_daemon(path: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_hostmem-backend"))
+        .args(["--socket", path.to_str().unwrap(), "--pool", "0x48400000:4M"])
+        .args(["--region", "codec@0x49000000:8M", "--region", "echo@0x49800000:8M", "--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Polls `f` until it returns `Some`, panicking with `what` after the
 /// deadline.
 fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -375,12 +402,7 @@ impl<'a> Session<'a> {
 fn frontend_session_reconnect_and_shutdown() {
     let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Info).try_init();
     let path = socket_path("session");
-    let shutdown = Shutdown::new(&path);
-    let (done_tx, done_rx) = mpsc::channel();
-    let server = {
-        let (path, shutdown) = (path.clone(), shutdown.clone());
-        thread::spawn(move || done_tx.send(serve(setup(), &path, &shutdown).map_err(|e| e.to_string())))
-    };
+    let (shutdown, done_rx, server) = start_server(&path);
 
     // First connection.
     let guest = GuestLayout::new().unwrap();
@@ -423,12 +445,7 @@ fn frontend_session_reconnect_and_shutdown() {
 fn shutdown_while_waiting_for_a_frontend() {
     let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Info).try_init();
     let path = socket_path("idle");
-    let shutdown = Shutdown::new(&path);
-    let (done_tx, done_rx) = mpsc::channel();
-    let server = {
-        let (path, shutdown) = (path.clone(), shutdown.clone());
-        thread::spawn(move || done_tx.send(serve(setup(), &path, &shutdown).map_err(|e| e.to_string())))
-    };
+    let (shutdown, done_rx, server) = start_server(&path);
     poll("the backend socket", || path.exists().then_some(()));
     shutdown.trigger();
     assert_eq!(done_rx.recv_timeout(DEADLINE).expect("serve loop ended"), Ok(()));
@@ -439,13 +456,7 @@ fn shutdown_while_waiting_for_a_frontend() {
 fn binary_exits_cleanly_on_sigterm_and_sigint() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         let path = socket_path(&format!("bin-{signal}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hostmem-backend"))
-            .args(["--socket", path.to_str().unwrap(), "--pool", "0x48400000:4M"])
-            .args(["--region", "codec@0x49000000:8M", "--region", "echo@0x49800000:8M", "--log-level", "warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_daemon(&path);
         poll("the daemon's socket", || path.exists().then_some(()));
         // A frontend comes and goes first: the daemon keeps serving.
         let guest = GuestLayout::new().unwrap();
@@ -466,12 +477,7 @@ fn binary_exits_cleanly_on_sigterm_and_sigint() {
 fn shutdown_while_a_frontend_is_connected() {
     let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Info).try_init();
     let path = socket_path("connected");
-    let shutdown = Shutdown::new(&path);
-    let (done_tx, done_rx) = mpsc::channel();
-    let server = {
-        let (path, shutdown) = (path.clone(), shutdown.clone());
-        thread::spawn(move || done_tx.send(serve(setup(), &path, &shutdown).map_err(|e| e.to_string())))
-    };
+    let (shutdown, done_rx, server) = start_server(&path);
     let guest = GuestLayout::new().unwrap();
     let mut session = Session::start(&path, &guest);
     // Mid-use: a live instance with a completion word.
@@ -491,13 +497,7 @@ fn shutdown_while_a_frontend_is_connected() {
 #[test]
 fn binary_exits_cleanly_on_sigterm_while_a_frontend_is_connected() {
     let path = socket_path("bin-connected");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hostmem-backend"))
-        .args(["--socket", path.to_str().unwrap(), "--pool", "0x48400000:4M"])
-        .args(["--region", "codec@0x49000000:8M", "--region", "echo@0x49800000:8M", "--log-level", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon(&path);
     poll("the daemon's socket", || path.exists().then_some(()));
     let guest = GuestLayout::new().unwrap();
     let mut session = Session::start(&path, &guest);
