@@ -83,10 +83,6 @@ mod image {
     use crate::devicetree::NodePath;
     use crate::exit;
 
-    /// How errors name the image and the loader's tree, as the layout does.
-    const IMAGE_NAME: &str = "(image)";
-    const DTB_NAME: &str = "(device tree)";
-
     /// Upper bound on the normalised copy; QEMU's trees hold about 10 KiB.
     const DTB_CAPACITY: usize = 256 * 1024;
 
@@ -159,7 +155,9 @@ mod image {
         let platform = devicetree::discover(tree).map_err(BootError::Tree)?;
         // Discovery kept device windows out of RAM; the image and the
         // loader's tree need not be in RAM the tree declares.
-        platform.check_device_windows(&[(image, IMAGE_NAME), (dtb_range, DTB_NAME)]).map_err(BootError::Tree)?;
+        platform
+            .check_device_windows(&[(image, devicetree::IMAGE), (dtb_range, devicetree::DEVICE_TREE)])
+            .map_err(BootError::Tree)?;
 
         // The tree's PL011 replaces the early one now if the boot map has
         // it as device memory (first GiB), else once the final map is live.
@@ -263,7 +261,7 @@ mod image {
         // not cover it or a reservation claims it: the runtime runs there.
         let code = Range::new(image.base, text_end - image.base).map_err(BootError::Tree)?;
         let rodata = Range::new(text_end, rodata_end - text_end).map_err(BootError::Tree)?;
-        map.push((image, mmu::Kind::Data, NodePath::new(IMAGE_NAME)));
+        map.push((image, mmu::Kind::Data, NodePath::new(devicetree::IMAGE)));
         map.push((code, mmu::Kind::Code, NodePath::new("(image code)")));
         map.push((rodata, mmu::Kind::ReadOnly, NodePath::new("(image constants)")));
         for (node, window) in platform.named_device_windows() {

@@ -19,8 +19,10 @@ pub const MAX_FREE_RANGES: usize = MAX_MEMORY_RANGES + MAX_TAKEN;
 /// RAM split by every `no-map` reservation, plus a pool each.
 pub const MAX_NORMAL_RANGES: usize = MAX_MEMORY_RANGES + MAX_RESERVED + MAX_POOLS;
 
-const IMAGE: &str = "(image)";
-const DEVICE_TREE: &str = "(device tree)";
+/// How errors and the boot's map name the image and the loader's tree,
+/// which are no nodes.
+pub const IMAGE: &str = "(image)";
+pub const DEVICE_TREE: &str = "(device tree)";
 
 /// Result of [`layout`].
 #[derive(Clone, Debug)]

@@ -85,7 +85,7 @@ pub use error::{
     BoundedStr, DtError, DtErrorKind, NODE_PATH_CAPACITY, NodePath, PROP_NAME_CAPACITY, PropName, ShortValue,
     VALUE_CAPACITY,
 };
-pub use layout::{Layout, MAX_FREE_RANGES, MAX_NORMAL_RANGES, layout};
+pub use layout::{DEVICE_TREE, IMAGE, Layout, MAX_FREE_RANGES, MAX_NORMAL_RANGES, layout};
 pub use platform::{
     ADDRESS_LIMIT, Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES,
     MAX_PHANDLES, MAX_POOLS, MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, PAGE_SIZE,

@@ -6,10 +6,11 @@
 //! Debian's bookworm-backports source tarball with the one-line upstream
 //! change that makes `vhost-user-device` creatable (10.0 builds the device
 //! but refuses `-device` for it: `dc->user_creatable = false`, which we
-//! drop as upstream did by 10.2), into the per-user cache. Its build tools (meson, pycotap) go in a Python
-//! venv in the cache: Debian's system Python is externally managed (PEP 668)
-//! and has no pip. A finished build is marked with a stamp naming
-//! this recipe, so a matching cache is reused without any work.
+//! drop as upstream did by 10.2), into the per-user cache. Its build tools
+//! (meson, pycotap) go in a Python venv in the cache: Debian's system Python
+//! is externally managed (PEP 668) and has no pip. A finished build is
+//! marked with a stamp naming this recipe, so a matching cache is reused
+//! without any work.
 
 use std::fs;
 use std::path::{Path, PathBuf};
