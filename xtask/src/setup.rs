@@ -20,7 +20,7 @@ use crate::{Error, Result, bail, paths, run_command};
 
 pub const QEMU_VERSION: &str = "10.0.2";
 /// Changes whenever the recipe below changes, invalidating older caches.
-const RECIPE: &str = "qemu-10.0.2+ds-vhost-user-device-creatable-v1";
+const RECIPE: &str = "qemu-10.0.2+ds-vhost-user-device-creatable-v2-pci";
 /// Debian's interpreter (python3 package).
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 const TARBALL: &str = "qemu_10.0.2+ds.orig.tar.xz";
@@ -57,6 +57,9 @@ pub const APT_PACKAGES: &[&str] = &[
 pub struct Qemu {
     pub binary: PathBuf,
     pub generic_device: &'static str,
+    /// The same device behind virtio-pci (`vhost-user-device-pci`, or
+    /// `vhost-user-test-device-pci` from 10.2).
+    pub generic_pci_device: &'static str,
 }
 
 /// Finds a usable QEMU without building anything.
@@ -99,20 +102,24 @@ fn unusable_explicit_qemu(path: &Path) -> Error {
 fn probe(binary: &Path) -> Option<Qemu> {
     let output = Command::new(binary).args(["-machine", "virt", "-device", "help"]).output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let generic_device = if text.contains("\"vhost-user-test-device\"") {
-        "vhost-user-test-device"
+    let (generic_device, generic_pci_device) = if text.contains("\"vhost-user-test-device\"") {
+        ("vhost-user-test-device", "vhost-user-test-device-pci")
     } else if text.contains("\"vhost-user-device\"") {
-        "vhost-user-device"
+        ("vhost-user-device", "vhost-user-device-pci")
     } else {
         return None;
     };
-    // Before 10.2 the device is listed but refused unless patched: try it.
-    let check =
-        Command::new(binary).args(["-machine", "none", "-device", &format!("{generic_device},help")]).output().ok()?;
-    if !check.status.success() {
-        return None;
+    // Before 10.2 the devices are listed but refused unless patched: try
+    // both (a QEMU patched for the mmio device alone cannot run the PCI
+    // boards).
+    for device in [generic_device, generic_pci_device] {
+        let check =
+            Command::new(binary).args(["-machine", "none", "-device", &format!("{device},help")]).output().ok()?;
+        if !check.status.success() {
+            return None;
+        }
     }
-    Some(Qemu { binary: binary.to_path_buf(), generic_device })
+    Some(Qemu { binary: binary.to_path_buf(), generic_device, generic_pci_device })
 }
 
 fn build_root() -> PathBuf {
@@ -252,8 +259,11 @@ fn build_qemu() -> Result<()> {
     fs::create_dir_all(&root)?;
     run_command(Command::new("tar").args(["xJf"]).arg(&tarball).args(["--strip-components=1", "-C"]).arg(&root))?;
 
-    // The one-line upstream change (10.2 made the device creatable).
+    // The one-line upstream change (10.2 made the device creatable), made
+    // for the virtio-mmio device and for its PCI proxy, which in 10.0 has a
+    // `user_creatable = false` of its own.
     patch(&root.join("hw/virtio/vhost-user-device.c"), "    dc->user_creatable = false;\n", "")?;
+    patch(&root.join("hw/virtio/vhost-user-device-pci.c"), "    dc->user_creatable = false;\n", "")?;
     // The +ds tarball ships no firmware blobs to unpack.
     patch(&root.join("meson.build"), "unpack_edk2_blobs = bzip2.found()", "unpack_edk2_blobs = false")?;
 
