@@ -48,8 +48,8 @@ use codec_client::{ZeroCopyClient, text, verify};
 use codec_clip::Clip;
 use hostmem_wire::METADATA_SIZE;
 use hostmem_wire::codec::{self, SlotLayout};
-use tidepool::arch::aarch64::timer;
 use tidepool::hostmem::{Counters, Hostmem, Instance, Notification, Options};
+use tidepool::time;
 use tidepool::virtio::probe::{self, DmaPolicy};
 use tidepool::{Boot, dma, println};
 use virtio_drivers::Hal;
@@ -95,7 +95,7 @@ fn main(boot: &'static Boot) -> u32 {
         "bench: clip frames={} width={} height={} channels={} bytes_in={compressed} rounds={} warmup={}",
         clip.frames, clip.width, clip.height, clip.channels, settings.rounds, settings.warmup
     );
-    println!("bench: clock=cntvct hz={}", timer::frequency());
+    println!("bench: clock=cntvct hz={}", time::frequency());
 
     let Some(device) = probe::find(boot, DmaPolicy::Strict, hostmem_wire::DEVICE_ID_DEFAULT) else {
         println!("bench: error: no hostmem device");
@@ -176,7 +176,7 @@ fn measure<H: Hal>(
     let run = play(hostmem)?;
     let counters = hostmem.counters().since(&before);
     let pool_after = dma::with_pool(slot, |pool| pool.stats()).map_err(text)?;
-    let us = |ticks: u64| timer::micros_between(0, ticks);
+    let us = |ticks: u64| time::micros_between(0, ticks);
     println!(
         "bench: path={path} depth={depth} frames={} us={} verify_us={} bytes_in={} bytes_out={} doorbells={} interrupts={} events={} notifications={} transport_bytes={} payload_bytes={} pool_bounced={}",
         run.frames,
@@ -218,7 +218,7 @@ fn play_zero_copy<H: Hal>(
         run.verify_ticks += done.verify_ticks;
         Ok(true)
     };
-    let started = timer::now();
+    let started = time::now();
     for index in 0..rounds * clip.frames {
         if client.is_full() {
             finish(client, hostmem, &mut run)?;
@@ -228,7 +228,7 @@ fn play_zero_copy<H: Hal>(
         run.bytes_in += clip.frame(frame).map_or(0, |data| data.qoi.len() as u64);
     }
     while finish(client, hostmem, &mut run)? {}
-    run.ticks = timer::now().saturating_sub(started);
+    run.ticks = time::now().saturating_sub(started);
     Ok(run)
 }
 
@@ -260,7 +260,7 @@ impl Copying {
     ) -> Result<Run, String> {
         let mut run = Run::default();
         let mut in_flight: VecDeque<(u32, u64)> = VecDeque::new();
-        let started = timer::now();
+        let started = time::now();
         for index in 0..rounds * clip.frames {
             let frame = index % clip.frames;
             if in_flight.len() == self.depth as usize
@@ -294,7 +294,7 @@ impl Copying {
         while let Some(pending) = in_flight.pop_front() {
             self.finish(hostmem, instance, clip, pending, timeout, &mut run)?;
         }
-        run.ticks = timer::now().saturating_sub(started);
+        run.ticks = time::now().saturating_sub(started);
         Ok(run)
     }
 
@@ -315,7 +315,7 @@ impl Copying {
         if seq != expected_seq {
             return Err(alloc::format!("frame {frame}: chain {seq} came back, expected {expected_seq}"));
         }
-        let started = timer::now();
+        let started = time::now();
         let info = codec::check_inline_result(&output, used as u64, seq)
             .map_err(|error| alloc::format!("frame {frame}: {error}"))?;
         let pixels = output.get(codec::FRAME_HEADER_SIZE as usize..used).ok_or("used length")?;
@@ -326,7 +326,7 @@ impl Copying {
         })?;
         run.frames += 1;
         run.bytes_out += info.pixels_size.get();
-        run.verify_ticks += timer::now().saturating_sub(started);
+        run.verify_ticks += time::now().saturating_sub(started);
         self.spare.push((input, output));
         Ok(())
     }

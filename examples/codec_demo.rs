@@ -25,8 +25,8 @@ use core::time::Duration;
 use codec_client::{ZeroCopyClient, text};
 use codec_clip::Clip;
 use hostmem_wire::codec::{self, SlotLayout};
-use tidepool::arch::aarch64::timer;
 use tidepool::hostmem::{Hostmem, Instance, Options};
+use tidepool::time;
 use tidepool::virtio::probe::{self, DmaPolicy};
 use tidepool::{Boot, println};
 use virtio_drivers::Hal;
@@ -104,7 +104,7 @@ fn play<H: Hal>(
     );
 
     let counters_before = hostmem.counters();
-    let started = timer::now();
+    let started = time::now();
     let mut tally = Tally::default();
     let mut payload_bytes = 0u64;
     for frame in 0..frames {
@@ -115,7 +115,7 @@ fn play<H: Hal>(
         payload_bytes += clip.frame(frame).map_or(0, |data| data.qoi.len() as u64);
     }
     while finish_oldest(&mut client, &mut hostmem, &instance, clip, timeout, &mut tally)? {}
-    let elapsed_us = timer::micros_between(started, timer::now()).max(1);
+    let elapsed_us = time::micros_between(started, time::now()).max(1);
     let counters = hostmem.counters().since(&counters_before);
     let per_frame = |value: u64| value as f64 / f64::from(frames.max(1));
     let Tally { verified, failed } = tally;

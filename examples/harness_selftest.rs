@@ -5,13 +5,13 @@
 
 use tidepool::{Boot, TestResult, ensure};
 
-tidepool::test_image!(runs_at_el1, heap_allocates, fails_on_purpose);
+tidepool::test_image!(runs_at_the_runtime_level, heap_allocates, fails_on_purpose);
 
-fn runs_at_el1(_boot: &Boot) -> TestResult {
-    let current_el: u64;
-    // SAFETY: reading CurrentEL has no side effects.
-    unsafe { core::arch::asm!("mrs {}, CurrentEL", out(reg) current_el, options(nomem, nostack)) };
-    ensure!((current_el >> 2) & 3 == 1, "running at EL{}", (current_el >> 2) & 3);
+/// Whatever level the loader entered at (EL2 on aarch64 with
+/// virtualization on), images run at the runtime's level (EL1).
+fn runs_at_the_runtime_level(_boot: &Boot) -> TestResult {
+    let level = tidepool::arch::privilege_level();
+    ensure!(level == tidepool::arch::RUNTIME_PRIVILEGE_LEVEL, "running at privilege level {level}");
     Ok(())
 }
 

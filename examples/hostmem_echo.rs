@@ -14,8 +14,8 @@ use core::fmt::Display;
 use core::time::Duration;
 
 use hostmem_wire::{Status, echo};
-use tidepool::arch::aarch64::timer;
 use tidepool::hostmem::{EventKind, Hostmem, HostmemError, Notification, Options};
+use tidepool::time;
 use tidepool::virtio::probe::{self, Device, DmaPolicy};
 use tidepool::{Boot, TestFailure, TestResult, ensure, println};
 use virtio_drivers::Hal;
@@ -105,7 +105,7 @@ fn round_trip<H: Hal>(device: Device, boot: &Boot) -> TestResult {
     // The device fills the used ring before it signals, and the runtime
     // keeps IRQs masked outside its waits: an event that was already there
     // leaves its interrupt pending. Let it in for a moment to count it.
-    let deadline = timer::Deadline::after_micros(100_000);
+    let deadline = time::Deadline::after_micros(100_000);
     let was_enabled = tidepool::interrupts::irqs_enabled();
     tidepool::interrupts::set_irqs_enabled(true);
     while hostmem.counters().interrupts == before.interrupts && !deadline.passed() {

@@ -40,13 +40,11 @@ impl fmt::Display for Boot {
 }
 
 /// Where the loader's tree may be read from before the tree itself says where
-/// RAM is: the normal-memory window of the boot page table
-/// (src/arch/aarch64/entry.rs). Below it the boot map is device memory,
-/// above it nothing is mapped.
-const BOOT_MAP_RAM: (u64, u64) = (0x4000_0000, 0x1_0000_0000);
+/// RAM is: the normal-memory window of the architecture's boot map.
+use crate::arch::BOOT_MAP_RAM;
 
 /// The parts of `range` below, inside and above `window` (start, end).
-#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
+#[cfg_attr(not(all(target_os = "none", feature = "image")), allow(dead_code))]
 fn split_by_window(range: Range, window: (u64, u64)) -> [Option<Range>; 3] {
     let piece = |start: u64, end: u64| (start < end).then(|| Range { base: start, size: end - start });
     let (start, end) = (range.base, range.end());
@@ -55,19 +53,19 @@ fn split_by_window(range: Range, window: (u64, u64)) -> [Option<Range>; 3] {
 
 /// Heap RAM the boot map covers as normal memory, usable before the final
 /// map is live (the final map's page tables come from the heap).
-#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
-fn early_heap(free: &[Range]) -> impl Iterator<Item = Range> + '_ {
-    free.iter().filter_map(|range| split_by_window(*range, BOOT_MAP_RAM)[1])
+#[cfg_attr(not(all(target_os = "none", feature = "image")), allow(dead_code))]
+fn early_heap(free: &[Range], boot_map_ram: (u64, u64)) -> impl Iterator<Item = Range> + '_ {
+    free.iter().filter_map(move |range| split_by_window(*range, boot_map_ram)[1])
 }
 
 /// The rest of the heap RAM (below 1 GiB, where the boot map has device
 /// memory, and above 4 GiB, where it has nothing): added once the final
 /// map covers all RAM. Touching it earlier would fault (the allocator
 /// writes its free lists into the memory it is given).
-#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
-fn late_heap(free: &[Range]) -> impl Iterator<Item = Range> + '_ {
-    free.iter().flat_map(|range| {
-        let [below, _, above] = split_by_window(*range, BOOT_MAP_RAM);
+#[cfg_attr(not(all(target_os = "none", feature = "image")), allow(dead_code))]
+fn late_heap(free: &[Range], boot_map_ram: (u64, u64)) -> impl Iterator<Item = Range> + '_ {
+    free.iter().flat_map(move |range| {
+        let [below, _, above] = split_by_window(*range, boot_map_ram);
         below.into_iter().chain(above)
     })
 }
@@ -76,10 +74,10 @@ fn late_heap(free: &[Range]) -> impl Iterator<Item = Range> + '_ {
 /// trees it dumps to 1 MiB); only its content is copied.
 const LOADER_DTB_LIMIT: usize = 16 * 1024 * 1024;
 
-#[cfg(all(target_arch = "aarch64", feature = "image"))]
+#[cfg(all(target_os = "none", feature = "image"))]
 mod image {
     use super::*;
-    use crate::arch::aarch64::mmu;
+    use crate::arch::mmu;
     use crate::devicetree::NodePath;
     use crate::exit;
 
@@ -171,7 +169,7 @@ mod image {
         crate::console::init_logger(
             crate::console::log_level_from_bootargs(bootargs).unwrap_or(log::LevelFilter::Info),
         );
-        exit::configure(bootargs, platform.psci_conduit());
+        exit::configure(bootargs, &platform);
         if dtb == 0 {
             log::info!("the loader passed no device tree (x0 = 0): using the one built into the image");
         }
@@ -184,7 +182,7 @@ mod image {
         // tree, reserved memory or a pool, so nothing else uses them; these
         // parts are normal memory in the boot map and stay RAM in the final
         // map (free ranges are never in a no-map reservation).
-        let early_bytes = unsafe { crate::heap::init(early_heap(layout.free_ranges())) };
+        let early_bytes = unsafe { crate::heap::init(early_heap(layout.free_ranges(), BOOT_MAP_RAM)) };
         if early_bytes == 0 {
             return Err(BootError::NoHeap);
         }
@@ -204,7 +202,7 @@ mod image {
             use_tree_uart(reg);
         }
         // SAFETY: as for the early part; all RAM is mapped now.
-        let heap_bytes = early_bytes + unsafe { crate::heap::init(late_heap(layout.free_ranges())) };
+        let heap_bytes = early_bytes + unsafe { crate::heap::init(late_heap(layout.free_ranges(), BOOT_MAP_RAM)) };
 
         // Pools the layout could place become allocators; a pool it refused
         // stays unregistered, so its devices cannot be bound.
@@ -218,12 +216,12 @@ mod image {
                 Err(error) => log::warn!("DMA pool {index} unusable: {error}"),
             }
         }
-        if let Some(gic) = platform.gic() {
-            // SAFETY: the GIC frames come from the tree and are mapped as
-            // device memory (device_windows); nothing else drives them.
-            if let Err(error) = unsafe { crate::interrupts::init(gic) } {
-                log::error!("interrupt controller: {error}");
-            }
+        // SAFETY: the interrupt controller's frames come from the platform
+        // and are mapped as device memory (device_windows); nothing else
+        // drives them.
+        match unsafe { crate::interrupts::init(&platform) } {
+            Ok(()) | Err(crate::interrupts::InterruptError::NoController) => {}
+            Err(error) => log::error!("interrupt controller: {error}"),
         }
         Ok(Boot { platform, layout, entry_el, image, dtb: dtb_range, heap_bytes })
     }
@@ -303,10 +301,9 @@ pub enum BootError {
     NoHeap,
     /// The final map failed at the range `what` names (RAM, part of the
     /// image, a device node).
-    #[cfg(target_arch = "aarch64")]
     Mmu {
         what: devicetree::NodePath,
-        error: crate::arch::aarch64::mmu::MmuError,
+        error: crate::arch::mmu::MmuError,
     },
 }
 
@@ -329,7 +326,6 @@ impl fmt::Display for BootError {
                 "no free RAM for the heap in {:#x}..{:#x}, the boot map's normal memory, where the heap starts",
                 BOOT_MAP_RAM.0, BOOT_MAP_RAM.1
             ),
-            #[cfg(target_arch = "aarch64")]
             BootError::Mmu { what, error } => write!(f, "page table: {what}: {error}"),
         }
     }
@@ -338,7 +334,7 @@ impl fmt::Display for BootError {
 /// Finds the tree (loader's or built-in), checks where it is, and writes a
 /// normalised copy into `out`. Returns where the loader's tree lies and the
 /// copy's length.
-#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
+#[cfg_attr(not(all(target_os = "none", feature = "image")), allow(dead_code))]
 #[allow(clippy::result_large_err)] // see BootError
 fn copy_tree(dtb: u64, out: &mut [u8]) -> Result<(Range, usize), BootError> {
     let source: &[u8] = if dtb == 0 {
@@ -374,6 +370,8 @@ mod tests {
     use super::*;
 
     const GIB: u64 = 1 << 30;
+    /// A boot map with normal memory from 1 to 4 GiB (qemu-virt's).
+    const BOOT_MAP: (u64, u64) = (GIB, 4 * GIB);
 
     fn range(base: u64, size: u64) -> Range {
         Range::new(base, size).unwrap()
@@ -384,16 +382,16 @@ mod tests {
         // RAM at 1 GiB running past 4 GiB (as with -m 5G), and some below
         // 1 GiB, where the boot map has device memory.
         let free = [range(0x1000_0000, 0x1000), range(0x4000_0000, GIB), range(0xc000_0000, 3 * GIB)];
-        let early: Vec<Range> = early_heap(&free).collect();
+        let early: Vec<Range> = early_heap(&free, BOOT_MAP).collect();
         assert_eq!(early, [range(0x4000_0000, GIB), range(0xc000_0000, GIB)]);
-        let late: Vec<Range> = late_heap(&free).collect();
+        let late: Vec<Range> = late_heap(&free, BOOT_MAP).collect();
         assert_eq!(late, [range(0x1000_0000, 0x1000), range(4 * GIB, 2 * GIB)]);
         // Together, exactly the free RAM.
         let total = |ranges: &[Range]| ranges.iter().map(|range| range.size).sum::<u64>();
         assert_eq!(total(&early) + total(&late), total(&free));
         // A range over the whole window splits in three.
         assert_eq!(
-            split_by_window(range(0, 8 * GIB), BOOT_MAP_RAM),
+            split_by_window(range(0, 8 * GIB), BOOT_MAP),
             [Some(range(0, GIB)), Some(range(GIB, 3 * GIB)), Some(range(4 * GIB, 4 * GIB))]
         );
     }

@@ -104,10 +104,10 @@ pub fn log_level_from_bootargs(bootargs: &str) -> Option<log::LevelFilter> {
     crate::devicetree::bootarg(bootargs, "tidepool.log")?.parse().ok()
 }
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(target_os = "none")]
 pub use pl011::Pl011Console;
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(target_os = "none")]
 mod pl011 {
     use core::ptr::NonNull;
 

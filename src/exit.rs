@@ -4,11 +4,12 @@
 //! a launcher can read the status from the console. With semihosting enabled
 //! (`tidepool.exit=semihosting` on the command line) QEMU's own exit code is
 //! the status too; otherwise (`tidepool.exit=psci`, or nothing) the image
-//! powers off through PSCI SYSTEM_OFF.
+//! powers off through the platform's power interface (PSCI SYSTEM_OFF on
+//! aarch64).
 
-use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::devicetree::Conduit;
+use crate::devicetree::Platform;
 
 pub const SUCCESS: u32 = 0;
 /// A test case failed, or the image's main returned an error.
@@ -23,70 +24,36 @@ pub const FAILURE_BOOT: u32 = 103;
 /// The exit line's prefix, parsed by the launcher.
 pub const EXIT_LINE_PREFIX: &str = "tidepool: exit status ";
 
-const METHOD_PSCI: u8 = 0;
-const METHOD_SEMIHOSTING: u8 = 1;
+/// Whether the launcher's debug exit (semihosting under QEMU) ends the image.
+static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
 
-static METHOD: AtomicU8 = AtomicU8::new(METHOD_PSCI);
-static CONDUIT: AtomicU32 = AtomicU32::new(0);
-
-/// How the image ends, from the command line and the `/psci` conduit.
-pub fn configure(bootargs: &str, conduit: Option<Conduit>) {
+/// How the image ends: the launcher's debug exit when the command line says
+/// `tidepool.exit=semihosting`, else the power interface `platform` names.
+pub fn configure(bootargs: &str, platform: &Platform) {
     // The last `tidepool.exit=` word wins, so a launcher's default can be
     // overridden by words appended after it.
-    let semihosting = crate::devicetree::bootarg(bootargs, "tidepool.exit") == Some("semihosting");
-    METHOD.store(if semihosting { METHOD_SEMIHOSTING } else { METHOD_PSCI }, Ordering::Relaxed);
-    let conduit = match conduit {
-        None => 0,
-        Some(Conduit::Hvc) => 1,
-        Some(Conduit::Smc) => 2,
-    };
-    CONDUIT.store(conduit, Ordering::Relaxed);
+    let debug_exit = crate::devicetree::bootarg(bootargs, "tidepool.exit") == Some("semihosting");
+    DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
+    crate::arch::power::configure(platform);
 }
 
-/// The PSCI conduit that [`configure`] recorded.
-#[cfg(target_arch = "aarch64")]
-fn conduit() -> Option<Conduit> {
-    match CONDUIT.load(Ordering::Relaxed) {
-        1 => Some(Conduit::Hvc),
-        2 => Some(Conduit::Smc),
-        _ => None,
-    }
-}
-
-/// Resets the system through PSCI SYSTEM_RESET over the `/psci` conduit.
-/// Returns only if there is no conduit or the call failed (with why).
-pub fn reset() -> &'static str {
+/// Resets the system through the platform's power interface (PSCI
+/// SYSTEM_RESET on aarch64). Returns only if that failed, with why.
+pub fn reset() -> crate::arch::power::PowerError {
     crate::console::emergency_print(format_args!("tidepool: system reset\n"));
-    #[cfg(target_arch = "aarch64")]
-    {
-        let Some(conduit) = conduit() else {
-            return "the device tree names no PSCI conduit";
-        };
-        let error = crate::arch::aarch64::psci::system_reset(conduit);
-        crate::console::emergency_print(format_args!("tidepool: PSCI SYSTEM_RESET failed: {error:?}\n"));
-        "PSCI SYSTEM_RESET failed"
-    }
-    #[cfg(not(target_arch = "aarch64"))]
-    "reset is only meaningful on the target"
+    let error = crate::arch::power::reset();
+    crate::console::emergency_print(format_args!("tidepool: {error}\n"));
+    error
 }
 
 /// Prints the exit line and ends the image. Never returns.
 pub fn exit(status: u32) -> ! {
     crate::dma::log_stats();
     crate::console::emergency_print(format_args!("{EXIT_LINE_PREFIX}{status}\n"));
-    #[cfg(target_arch = "aarch64")]
-    {
-        if METHOD.load(Ordering::Relaxed) == METHOD_SEMIHOSTING {
-            crate::arch::aarch64::semihosting::exit(status);
-        }
-        if let Some(conduit) = conduit() {
-            let error = crate::arch::aarch64::psci::system_off(conduit);
-            crate::console::emergency_print(format_args!("tidepool: PSCI SYSTEM_OFF failed: {error:?}\n"));
-        }
-        loop {
-            aarch64_cpu::asm::wfe();
-        }
+    if DEBUG_EXIT.load(Ordering::Relaxed) {
+        crate::arch::power::debug_exit(status);
     }
-    #[cfg(not(target_arch = "aarch64"))]
-    panic!("exit({status}) is only meaningful on the target");
+    let error = crate::arch::power::off();
+    crate::console::emergency_print(format_args!("tidepool: {error}\n"));
+    crate::arch::halt()
 }

@@ -44,7 +44,7 @@ fn hello_boots_at_el2_on_gicv3() {
 #[test]
 fn failing_test_case_fails_the_image() {
     let outcome = common::boot("harness_selftest", Variant::default(), &[], &[]);
-    assert!(outcome.has_line("test runs_at_el1 ... ok"));
+    assert!(outcome.has_line("test runs_at_the_runtime_level ... ok"));
     assert!(outcome.has_line("test heap_allocates ... ok"));
     assert!(outcome.console.contains("test fails_on_purpose ... FAILED: 1 + 1 is not 3"));
     assert!(outcome.has_line("2 passed, 1 failed"));

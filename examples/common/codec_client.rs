@@ -22,8 +22,8 @@ use core::time::Duration;
 use codec_clip::{Clip, Digest};
 use hostmem_wire::WireError;
 use hostmem_wire::codec::{self, DecodeMeta, FrameInfo, SlotLayout};
-use tidepool::arch::aarch64::timer;
 use tidepool::hostmem::{Hostmem, HostmemError, Instance, Notification, Subdevice};
+use tidepool::time;
 use virtio_drivers::Hal;
 
 /// A frame the host has been asked to decode.
@@ -139,9 +139,9 @@ impl ZeroCopyClient {
         };
         let (outcome, verify_ticks) = match hostmem.wait_completion(instance, pending.seq, timeout) {
             Ok(()) => {
-                let started = timer::now();
+                let started = time::now();
                 let outcome = self.check(hostmem, clip, &pending);
-                (outcome, timer::now().saturating_sub(started))
+                (outcome, time::now().saturating_sub(started))
             }
             // The host answered this frame with an ERROR event.
             Err(HostmemError::NotificationFailed { status, .. }) => {

@@ -1,4 +1,53 @@
-//! Architecture support. Only aarch64 exists; the pure parts (exception
-//! decoding) also build on the host so they can be unit tested.
+//! The architecture seam.
+//!
+//! Every architecture provides the same surface, re-exported here; nothing
+//! outside `arch/` names an architecture. Generic code tells the bare-metal
+//! runtime from host builds (unit tests, tools) with `cfg(target_os =
+//! "none")`, never with `target_arch`.
+//!
+//! | concern | what an architecture provides |
+//! |---|---|
+//! | entry | its own `entry` module: image header, first instructions, `rust_start` |
+//! | exception reports | its own vectors; unhandled ones print a decoded report and exit 102 |
+//! | MMU | [`mmu`]: the final identity map ([`mmu::Kind`], [`mmu::MmuError`]) and later additions ([`mmu::map`]) |
+//! | boot map | [`BOOT_MAP_RAM`]: the RAM the entry's boot page tables map as normal memory |
+//! | time | [`counter`] and [`counter_frequency`], behind [`crate::time`] |
+//! | interrupt masking | [`irqs_enabled`], [`set_irqs_enabled`], [`without_irqs`], [`wait_for_interrupt`] |
+//! | interrupt controller | [`irqchip`]: `init`, `enable`, acknowledging and dispatching to [`crate::interrupts`] |
+//! | MMIO | [`mmio`]: single-instruction loads and stores a hypervisor can emulate |
+//! | power | [`power`]: debug exit, power off, reset, over what the platform names |
+//! | idling | [`halt`] |
+//! | privilege | [`privilege_level`] and the level images run at, [`RUNTIME_PRIVILEGE_LEVEL`] |
+//!
+//! Host builds get [`host`]'s stand-ins, so that generic code (and its unit
+//! tests) compiles and runs unchanged.
 
 pub mod aarch64;
+
+#[cfg(not(target_os = "none"))]
+pub mod host;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+use aarch64 as current;
+#[cfg(not(target_os = "none"))]
+use host as current;
+
+pub use current::{
+    BOOT_MAP_RAM, RUNTIME_PRIVILEGE_LEVEL, counter, counter_frequency, halt, irqchip, irqs_enabled, mmio, mmu, power,
+    privilege_level, set_irqs_enabled, wait_for_interrupt,
+};
+
+/// Runs `f` with IRQs masked, so that code an IRQ handler also runs (the
+/// interrupt controller driver, the handler table) never deadlocks against
+/// itself. The previous mask state is restored afterwards.
+pub fn without_irqs<T>(f: impl FnOnce() -> T) -> T {
+    let was_enabled = irqs_enabled();
+    if was_enabled {
+        set_irqs_enabled(false);
+    }
+    let result = f();
+    if was_enabled {
+        set_irqs_enabled(true);
+    }
+    result
+}

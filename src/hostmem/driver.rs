@@ -62,10 +62,9 @@ const _: () = assert!(REQUEST_LEN <= PAGE && RESPONSE_LEN <= PAGE && NOTIFICATIO
 /// more from the used ring (the device then drops and counts them).
 const PENDING_LIMIT: usize = 2 * EVENT_QUEUE_SIZE;
 
-/// Page table limit: the runtime's identity map has a level-1 root with
-/// 4 KiB granules, 39 bits of address (src/arch/aarch64/mmu.rs).
-#[cfg(all(target_arch = "aarch64", not(test)))]
-const MAPPABLE_END: u64 = 1 << 39;
+/// What the architecture's page tables can map.
+#[cfg(all(target_os = "none", not(test)))]
+const MAPPABLE_END: u64 = crate::arch::mmu::ADDRESS_SPACE_END;
 
 /// How to probe and run the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +84,7 @@ pub struct Options {
     pub max_subdevices: u32,
     /// Timeout of each config-queue request (CREATE, DESTROY, QUERY, PING).
     pub request_timeout: Duration,
-    /// Wait for the device's interrupt rather than spin (aarch64
+    /// Wait for the device's interrupt rather than spin (bare-metal
     /// `Hostmem::new` only).
     pub interrupts: bool,
 }
@@ -284,7 +283,7 @@ pub struct Hostmem<H: Hal, R: Registers = MmioRegisters> {
     refused: bool,
 }
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(target_os = "none")]
 impl<H: Hal> Hostmem<H, MmioRegisters> {
     /// Probes `device` (from [`crate::virtio::probe::devices`]): checks the
     /// id and config magic, negotiates, validates config space against the
@@ -343,7 +342,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     /// memory no region may overlap; `wakeup` is how to wait for the device
     /// (`None`: spin).
     ///
-    /// Regions are added to the page table on the aarch64 runtime only.
+    /// Regions are added to the page table on the bare-metal runtime only.
     pub fn from_transport(
         transport: MmioV2Transport<R>,
         pool_slot: usize,
@@ -492,9 +491,9 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
 
     /// Maps every region (normal memory, never executable) and wraps it.
     fn map_regions(&mut self) -> Result<(), HostmemError> {
-        #[cfg(all(target_arch = "aarch64", not(test)))]
+        #[cfg(all(target_os = "none", not(test)))]
         {
-            use crate::arch::aarch64::mmu;
+            use crate::arch::mmu;
             // Checked for all before the first is mapped: mappings cannot be
             // taken back.
             super::validate::check_mappable(&self.entries, MAPPABLE_END)?;

@@ -151,8 +151,7 @@ pub enum HostmemError {
     /// The device's interrupt could not be bound.
     Interrupt(InterruptError),
     /// A region could not be added to the page table.
-    #[cfg(target_arch = "aarch64")]
-    Map { shmid: u32, error: crate::arch::aarch64::mmu::MmuError },
+    Map { shmid: u32, error: crate::arch::mmu::MmuError },
     /// Nothing happened within the timeout.
     Timeout { what: &'static str },
     /// The previous config-queue request is still with the device (it timed
@@ -234,7 +233,7 @@ impl fmt::Display for HostmemError {
                 write!(f, "hostmem: the virtqueue Hal does not allocate from DMA pool {slot} (use PoolHal<{slot}>)")
             }
             Self::Interrupt(error) => write!(f, "hostmem interrupt: {error}"),
-            #[cfg(target_arch = "aarch64")]
+
             Self::Map { shmid, error } => write!(f, "mapping hostmem region shmid {shmid}: {error}"),
             Self::Timeout { what } => write!(f, "hostmem: timed out waiting for {what}"),
             Self::ConfigQueueBusy => {

@@ -78,6 +78,6 @@ pub use validate::{
     Event, EventKind, InstanceView, OwnedRanges, check_completion_value, check_created, check_event, check_mappable,
     check_regions, check_response, check_shm,
 };
-#[cfg(target_arch = "aarch64")]
+#[cfg(target_os = "none")]
 pub use wait::BoundIrq;
 pub use wait::Wakeup;

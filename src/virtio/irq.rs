@@ -9,8 +9,8 @@
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::arch::aarch64::timer::Deadline;
 use crate::interrupts::{self, InterruptError, MAX_INTID};
+use crate::time::Deadline;
 use crate::virtio::probe::Device;
 
 const INTERRUPT_STATUS: usize = 0x060;

@@ -70,15 +70,10 @@ pub trait Registers {
 
 /// A real virtio-mmio register window, accessed with single loads and stores.
 ///
-/// On aarch64 every access is one `ldr`/`str` (or `h`/`b` variant) with a
-/// plain base register, written in `asm!`: a hypervisor emulates an MMIO
-/// access from the syndrome of the data abort, which is only valid (ISV=1)
-/// for such simple instructions, while `read_volatile` leaves the choice of
-/// instruction (e.g. post-indexed or pair forms) to the compiler. Like
-/// Linux's `readl`/`writel`, a store is preceded by `dmb oshst` so ring
-/// updates are visible to the device before a notify, and a load is followed
-/// by `dmb oshld` so ring reads are not hoisted above an interrupt-status
-/// read.
+/// Every access is one load or store of the architecture's MMIO accessors
+/// ([`crate::arch::mmio`]): a hypervisor emulates an MMIO access from the
+/// instruction's syndrome, which only simple loads and stores give, and the
+/// accessors order it against ring updates as Linux's `readl`/`writel` do.
 #[derive(Debug)]
 pub struct MmioRegisters {
     base: NonNull<u8>,
@@ -121,108 +116,7 @@ impl MmioRegisters {
     }
 }
 
-#[cfg(target_arch = "aarch64")]
-mod access {
-    //! Single-instruction accesses (see [`super::MmioRegisters`]).
-    //!
-    //! Every function requires `ptr` to be valid for a device access of its
-    //! width and naturally aligned.
-
-    use core::arch::asm;
-
-    pub unsafe fn read32(ptr: *mut u8) -> u32 {
-        let value: u32;
-        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
-        unsafe { asm!("ldr {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
-        value
-    }
-
-    pub unsafe fn read16(ptr: *mut u8) -> u16 {
-        let value: u32;
-        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
-        unsafe { asm!("ldrh {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
-        // `ldrh` zero-extends, so the upper half is zero.
-        value as u16
-    }
-
-    pub unsafe fn read8(ptr: *mut u8) -> u8 {
-        let value: u32;
-        // SAFETY: the caller guarantees `ptr` is a valid MMIO address.
-        unsafe { asm!("ldrb {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
-        // `ldrb` zero-extends, so the upper bits are zero.
-        value as u8
-    }
-
-    pub unsafe fn write32(ptr: *mut u8, value: u32) {
-        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
-        unsafe { asm!("dmb oshst", "str {v:w}, [{p}]", v = in(reg) value, p = in(reg) ptr, options(nostack)) };
-    }
-
-    pub unsafe fn write16(ptr: *mut u8, value: u16) {
-        // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
-        unsafe {
-            asm!("dmb oshst", "strh {v:w}, [{p}]", v = in(reg) u32::from(value), p = in(reg) ptr, options(nostack))
-        };
-    }
-
-    pub unsafe fn write8(ptr: *mut u8, value: u8) {
-        // SAFETY: the caller guarantees `ptr` is a valid MMIO address.
-        unsafe {
-            asm!("dmb oshst", "strb {v:w}, [{p}]", v = in(reg) u32::from(value), p = in(reg) ptr, options(nostack))
-        };
-    }
-}
-
-#[cfg(not(target_arch = "aarch64"))]
-mod access {
-    //! Volatile accesses for other architectures (host builds; there is no
-    //! virtio-mmio window to talk to there, but the type must compile).
-    //!
-    //! Every function requires `ptr` to be valid for an access of its width
-    //! and naturally aligned.
-
-    use core::ptr::{read_volatile, write_volatile};
-    use core::sync::atomic::{Ordering, fence};
-
-    pub unsafe fn read32(ptr: *mut u8) -> u32 {
-        // SAFETY: the caller guarantees `ptr` is valid and aligned.
-        let value = unsafe { read_volatile(ptr.cast::<u32>()) };
-        fence(Ordering::Acquire);
-        value
-    }
-
-    pub unsafe fn read16(ptr: *mut u8) -> u16 {
-        // SAFETY: the caller guarantees `ptr` is valid and aligned.
-        let value = unsafe { read_volatile(ptr.cast::<u16>()) };
-        fence(Ordering::Acquire);
-        value
-    }
-
-    pub unsafe fn read8(ptr: *mut u8) -> u8 {
-        // SAFETY: the caller guarantees `ptr` is valid.
-        let value = unsafe { read_volatile(ptr) };
-        fence(Ordering::Acquire);
-        value
-    }
-
-    pub unsafe fn write32(ptr: *mut u8, value: u32) {
-        fence(Ordering::Release);
-        // SAFETY: the caller guarantees `ptr` is valid and aligned.
-        unsafe { write_volatile(ptr.cast::<u32>(), value) }
-    }
-
-    pub unsafe fn write16(ptr: *mut u8, value: u16) {
-        fence(Ordering::Release);
-        // SAFETY: the caller guarantees `ptr` is valid and aligned.
-        unsafe { write_volatile(ptr.cast::<u16>(), value) }
-    }
-
-    pub unsafe fn write8(ptr: *mut u8, value: u8) {
-        fence(Ordering::Release);
-        // SAFETY: the caller guarantees `ptr` is valid.
-        unsafe { write_volatile(ptr, value) }
-    }
-}
+use crate::arch::mmio as access;
 
 /// Accesses outside the window or misaligned ones read as 0 and are not
 /// written: the transport never issues them, and refusing them keeps this

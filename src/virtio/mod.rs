@@ -5,10 +5,10 @@
 //! ACCESS_PLATFORM negotiation for devices bound to a restricted DMA pool;
 //! virtio-drivers' `VirtQueue`, `Hal` and stock drivers run on top of it.
 
-#[cfg(target_arch = "aarch64")]
+#[cfg(target_os = "none")]
 pub mod irq;
 pub mod mmio;
 mod mmio_fake;
 mod mmio_regs;
-#[cfg(target_arch = "aarch64")]
+#[cfg(target_os = "none")]
 pub mod probe;

@@ -106,7 +106,7 @@ extern "C" fn tidepool_handle_exception(index: u64, frame: &mut TrapFrame) {
         _ => VectorKind::SError,
     };
     if kind == VectorKind::Irq {
-        crate::interrupts::dispatch();
+        super::irqchip::dispatch();
         return;
     }
     let origin = match index / 4 {

@@ -90,7 +90,7 @@ impl core::fmt::Display for MmuError {
 
 /// Largest address (exclusive) the level-1 root can map; discovery refuses
 /// RAM and device windows beyond it, with the same constant.
-const ADDRESS_SPACE_END: u64 = crate::devicetree::ADDRESS_LIMIT;
+pub const ADDRESS_SPACE_END: u64 = crate::devicetree::ADDRESS_LIMIT;
 
 fn region(range: Range) -> Result<MemoryRegion, MmuError> {
     if range.end() > ADDRESS_SPACE_END {

@@ -1,0 +1,15 @@
+//! No interrupt controller on the host.
+
+use crate::devicetree::Platform;
+use crate::interrupts::InterruptError;
+
+/// # Safety
+///
+/// Nothing to uphold on the host; the signature matches the targets'.
+pub unsafe fn init(_platform: &Platform) -> Result<(), InterruptError> {
+    Err(InterruptError::NoController)
+}
+
+pub fn enable(_intid: u32, _trigger_level: bool) -> Result<(), InterruptError> {
+    Err(InterruptError::NoController)
+}
