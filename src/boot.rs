@@ -7,7 +7,8 @@
 
 use core::fmt;
 
-use crate::devicetree::{self, Layout, Platform, Range};
+use crate::devicetree::{self, Layout, Platform};
+use crate::platform::{Range, RangeError};
 
 /// What the runtime found and set up, handed to the image's `main`.
 pub struct Boot {
@@ -257,8 +258,8 @@ mod image {
         }
         // The whole image (data, .bss, stack) even if the tree's RAM does
         // not cover it or a reservation claims it: the runtime runs there.
-        let code = Range::new(image.base, text_end - image.base).map_err(BootError::Tree)?;
-        let rodata = Range::new(text_end, rodata_end - text_end).map_err(BootError::Tree)?;
+        let code = Range::new(image.base, text_end - image.base).map_err(BootError::range("the image's code"))?;
+        let rodata = Range::new(text_end, rodata_end - text_end).map_err(BootError::range("the image's constants"))?;
         map.push((image, mmu::Kind::Data, NodePath::new(devicetree::IMAGE)));
         map.push((code, mmu::Kind::Code, NodePath::new("(image code)")));
         map.push((rodata, mmu::Kind::ReadOnly, NodePath::new("(image constants)")));
@@ -270,7 +271,7 @@ mod image {
         if platform.uart().is_none()
             && let Some(base) = crate::board::EARLY_UART
         {
-            let window = Range::new(base as u64, 0x1000).map_err(BootError::Tree)?;
+            let window = Range::new(base as u64, 0x1000).map_err(BootError::range("the board's early UART"))?;
             let clash = platform.memory().iter().chain([&image]).any(|range| range.overlaps(&window));
             if clash {
                 log::warn!("the tree names no UART and has RAM over the early one: the console goes quiet");
@@ -297,6 +298,11 @@ pub enum BootError {
     /// x0 does not point at a tree we can read.
     BadTreeAddress(u64),
     Tree(devicetree::DtError),
+    /// A range the image or the board defines (not the tree) is invalid.
+    Range {
+        what: &'static str,
+        error: RangeError,
+    },
     /// The layout left no RAM for the heap where the boot map has it.
     NoHeap,
     /// The final map failed at the range `what` names (RAM, part of the
@@ -305,6 +311,14 @@ pub enum BootError {
         what: devicetree::NodePath,
         error: crate::arch::mmu::MmuError,
     },
+}
+
+impl BootError {
+    /// Names `what` a bad range was, for `map_err`.
+    #[cfg_attr(not(all(target_os = "none", feature = "image")), allow(dead_code))]
+    fn range(what: &'static str) -> impl Fn(RangeError) -> BootError {
+        move |error| BootError::Range { what, error }
+    }
 }
 
 impl fmt::Display for BootError {
@@ -321,6 +335,7 @@ impl fmt::Display for BootError {
                 LOADER_DTB_LIMIT / (1024 * 1024)
             ),
             BootError::Tree(error) => write!(f, "device tree: {error}"),
+            BootError::Range { what, error } => write!(f, "{what}: {error}"),
             BootError::NoHeap => write!(
                 f,
                 "no free RAM for the heap in {:#x}..{:#x}, the boot map's normal memory, where the heap starts",
@@ -357,7 +372,8 @@ fn copy_tree(dtb: u64, out: &mut [u8]) -> Result<(Range, usize), BootError> {
         unsafe { core::slice::from_raw_parts(dtb as *const u8, size) }
     };
     let length = devicetree::normalize(source, out).map_err(BootError::Tree)?;
-    let range = Range::new(source.as_ptr() as u64, source.len() as u64).map_err(BootError::Tree)?;
+    let range =
+        Range::new(source.as_ptr() as u64, source.len() as u64).map_err(BootError::range("the loader's tree"))?;
     Ok((range, length))
 }
 

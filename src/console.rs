@@ -101,7 +101,7 @@ pub fn init_logger(level: log::LevelFilter) {
 
 /// Parses `tidepool.log=<level>` out of the kernel command line.
 pub fn log_level_from_bootargs(bootargs: &str) -> Option<log::LevelFilter> {
-    crate::devicetree::bootarg(bootargs, "tidepool.log")?.parse().ok()
+    crate::platform::bootarg(bootargs, "tidepool.log")?.parse().ok()
 }
 
 #[cfg(target_os = "none")]

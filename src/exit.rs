@@ -32,7 +32,7 @@ static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
 pub fn configure(bootargs: &str, platform: &Platform) {
     // The last `tidepool.exit=` word wins, so a launcher's default can be
     // overridden by words appended after it.
-    let debug_exit = crate::devicetree::bootarg(bootargs, "tidepool.exit") == Some("semihosting");
+    let debug_exit = crate::platform::bootarg(bootargs, "tidepool.exit") == Some("semihosting");
     DEBUG_EXIT.store(debug_exit, Ordering::Relaxed);
     crate::arch::power::configure(platform);
 }

@@ -3,7 +3,7 @@
 //! DMA pool). Nothing a device can reach is ever handed out from here.
 
 #[cfg(feature = "image")]
-use crate::devicetree::Range;
+use crate::platform::Range;
 
 #[cfg(feature = "image")]
 #[global_allocator]

@@ -13,7 +13,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tidepool::devicetree::{self, HEADER_SIZE, Range};
+use tidepool::devicetree::{self, HEADER_SIZE};
+use tidepool::platform::Range;
 
 /// Mutations over all fixtures together, unless TIDEPOOL_DT_MUTATIONS says.
 const TOTAL_MUTATIONS: usize = 120_000;

@@ -6,7 +6,7 @@ use core::fmt;
 
 use arrayvec::ArrayString;
 
-use super::Range;
+use crate::platform::{Range, RangeError};
 
 /// Bytes kept of a node path in an error; longer paths end with "…".
 pub const NODE_PATH_CAPACITY: usize = 64;
@@ -118,7 +118,7 @@ pub(crate) fn reservation_entry(index: usize) -> PropName {
 /// A failed check: where (node path, property) and what.
 ///
 /// Errors about the blob header have an empty `node` and the header field
-/// in `property`; errors from [`Range::new`] have neither.
+/// in `property`; errors from [`crate::platform::Range::new`] have neither.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DtError {
     pub node: NodePath,
@@ -138,6 +138,21 @@ impl DtError {
     /// An error about a header field.
     pub(crate) fn header(field: &str, kind: DtErrorKind) -> Self {
         Self::new("", field, kind)
+    }
+}
+
+impl From<RangeError> for DtErrorKind {
+    fn from(error: RangeError) -> Self {
+        match error {
+            RangeError::ZeroSize { base } => DtErrorKind::ZeroSize { base: Some(base) },
+            RangeError::Overflow { base, size } => DtErrorKind::RangeOverflow { base, size },
+        }
+    }
+}
+
+impl From<RangeError> for DtError {
+    fn from(error: RangeError) -> Self {
+        DtErrorKind::from(error).into()
     }
 }
 

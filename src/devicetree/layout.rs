@@ -6,10 +6,8 @@ use core::fmt;
 use arrayvec::ArrayVec;
 
 use super::error::{DtError, DtErrorKind, NodePath};
-use super::platform::{
-    MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, PAGE_SIZE, Placement, Platform, Pool, page_span, ram_covers,
-};
-use super::range::Range;
+use super::platform::{MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, Placement, Platform, Pool};
+use crate::platform::{PAGE_SIZE, Range, page_span, ram_covers};
 
 /// Image, tree, reservations and pools that are taken out of RAM.
 const MAX_TAKEN: usize = 2 + MAX_RESERVED + MAX_POOLS;
@@ -203,7 +201,7 @@ fn highest_fit(window: Range, size: u64, alignment: u64, taken: &[(Range, NodePa
         if base < window.base {
             return None;
         }
-        let candidate = Range::checked(base, size).ok()?;
+        let candidate = Range::new(base, size).ok()?;
         let blocker = taken.iter().filter(|(range, _)| range.overlaps(&candidate)).map(|(range, _)| range.base).min();
         match blocker {
             None => return Some(candidate),

@@ -75,7 +75,6 @@ mod error;
 mod layout;
 mod node;
 mod platform;
-mod range;
 
 #[cfg(test)]
 mod tests;
@@ -87,8 +86,7 @@ pub use error::{
 };
 pub use layout::{DEVICE_TREE, IMAGE, Layout, MAX_FREE_RANGES, MAX_NORMAL_RANGES, layout};
 pub use platform::{
-    ADDRESS_LIMIT, Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES,
-    MAX_PHANDLES, MAX_POOLS, MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, PAGE_SIZE,
-    Placement, Platform, Pool, Psci, PsciVersion, Reserved, Timer, Trigger, Uart, VirtioMmio, bootarg, discover,
+    Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_PHANDLES, MAX_POOLS,
+    MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, Placement, Platform, Pool, Psci,
+    PsciVersion, Reserved, Timer, Trigger, Uart, VirtioMmio, discover,
 };
-pub use range::Range;

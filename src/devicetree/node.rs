@@ -10,7 +10,7 @@ use fdt::node::FdtNode;
 
 use super::blob::{be32, be64};
 use super::error::{DtError, DtErrorKind, NodePath, ROOT_PSEUDO_PROPERTY};
-use super::range::Range;
+use crate::platform::Range;
 
 /// `#address-cells` and `#size-cells` of a bus, validated for reading
 /// ranges: 1 or 2 cells each, so every value fits in a u64.
@@ -298,7 +298,7 @@ impl Iterator for RangeEntries<'_> {
         let size_at = 4 * self.cells.address as usize;
         let base = read_cells(entry, self.cells.address)?;
         let size = read_cells(entry.get(size_at..)?, self.cells.size)?;
-        Some(Range::checked(base, size))
+        Some(Range::new(base, size).map_err(DtErrorKind::from))
     }
 }
 

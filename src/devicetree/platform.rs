@@ -9,10 +9,12 @@ use fdt::node::FdtNode;
 use super::blob::{self, RESERVATION_SIZE, be64};
 use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath, ShortValue, reservation_entry};
 use super::node::{self, Node, parse_string};
-use super::range::Range;
+use crate::platform::{
+    self, ADDRESS_LIMIT, GICV2_CPU_INTERFACE_WINDOW, GICV2_DISTRIBUTOR_WINDOW, GICV3_DISTRIBUTOR_WINDOW,
+    GICV3_REDISTRIBUTOR_WINDOW, PAGE_SIZE, PL011_WINDOW, Range, VIRTIO_WINDOW, WindowError, WindowRule, bootarg,
+    page_span, ram_covers,
+};
 
-/// Granule that pools must be aligned to and the heap is carved in.
-pub const PAGE_SIZE: u64 = 4096;
 pub const MAX_MEMORY_RANGES: usize = 16;
 /// Memory reservation block entries and `/reserved-memory` regions together.
 pub const MAX_RESERVED: usize = 16;
@@ -27,37 +29,6 @@ pub const MAX_TIMER_INTERRUPTS: usize = 5;
 pub const MAX_BOOTARGS: usize = 1024;
 /// Nodes with a phandle; QEMU's virt trees have fewer than ten.
 pub const MAX_PHANDLES: usize = 256;
-/// End (exclusive) of the physical addresses the runtime can map: its page
-/// tables have a level-1 root with 4 KiB granules, 39 bits (TCR_EL1.T0SZ =
-/// 25, src/arch/aarch64/mmu.rs). RAM or a device beyond it could never be
-/// reached, so the tree is refused rather than the MMU failing later.
-pub const ADDRESS_LIMIT: u64 = 1 << 39;
-
-/// What a driver needs of a device's register window: at least the bytes
-/// it touches, aligned as its registers are.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WindowRule {
-    pub min_size: u64,
-    pub alignment: u64,
-}
-
-/// virtio-mmio: registers and config space up to 0x200, the window
-/// `MmioRegisters` requires (`virtio::mmio::WINDOW_SIZE`); 32-bit registers.
-/// QEMU packs the transports 0x200 apart, so pages are shared between them.
-pub(crate) const VIRTIO_WINDOW: WindowRule = WindowRule { min_size: 0x200, alignment: 4 };
-/// PL011: arm-pl011-uart's register block runs to UARTPCellID3 at 0xffc.
-pub(crate) const PL011_WINDOW: WindowRule = WindowRule { min_size: 0x1000, alignment: PAGE_SIZE };
-/// GICv2 distributor: arm-gic's block runs to GICD_SGIR at 0xf00, in a 4 KiB
-/// frame.
-pub(crate) const GICV2_DISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x1000, alignment: PAGE_SIZE };
-/// GICv2 CPU interface: GICC_DIR is at 0x1000, so two 4 KiB frames.
-pub(crate) const GICV2_CPU_INTERFACE_WINDOW: WindowRule = WindowRule { min_size: 0x2000, alignment: PAGE_SIZE };
-/// GICv3 distributor: arm-gic's block is the architected 64 KiB (ID
-/// registers at 0xffd0..0x10000).
-pub(crate) const GICV3_DISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x1_0000, alignment: PAGE_SIZE };
-/// GICv3 redistributor region: at least one redistributor, the RD_base and
-/// SGI_base 64 KiB frames arm-gic uses for the one CPU the runtime runs on.
-pub(crate) const GICV3_REDISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x2_0000, alignment: PAGE_SIZE };
 
 const GICV2_COMPATIBLE: [&str; 4] = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
 const GICV3_COMPATIBLE: &str = "arm,gic-v3";
@@ -330,11 +301,6 @@ pub struct VirtioMmio {
     pub pool: Option<usize>,
 }
 
-/// The value of the last `key=value` word of a command line.
-pub fn bootarg<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
-    bootargs.split_ascii_whitespace().rev().find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
-}
-
 /// What [`discover`] found. Built only by `discover`, so its invariants
 /// hold: memory sorted and disjoint and below [`ADDRESS_LIMIT`], every
 /// range non-empty and not wrapping, every `Ok` pool page-aligned, inside
@@ -448,14 +414,6 @@ impl Platform {
     }
 }
 
-/// The whole pages `range` touches: what mapping it affects. Saturates in
-/// the top page of the address space, far above [`ADDRESS_LIMIT`].
-pub(crate) fn page_span(range: Range) -> Range {
-    let base = range.base & !(PAGE_SIZE - 1);
-    let end = range.end().saturating_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-    Range { base, size: end.saturating_sub(base) }
-}
-
 /// Reads the platform from a blob written by [`super::normalize`].
 ///
 /// Fails as a whole for anything that decides which memory is free or that
@@ -557,7 +515,7 @@ impl<'b, 'a> Scan<'b, 'a> {
             };
             // The block has no properties: the entry's index stands in.
             let fail = |kind| DtError::at(NodePath::new(MEMRESERVE), reservation_entry(index).as_str(), kind);
-            let range = Range::checked(base, size).map_err(fail)?;
+            let range = Range::new(base, size).map_err(|error| fail(error.into()))?;
             let reserved = Reserved { node: NodePath::new(MEMRESERVE), range, no_map: false };
             self.reserved.try_push(reserved).map_err(|_| fail(too_many(MAX_RESERVED)))?;
         }
@@ -900,26 +858,21 @@ impl<'b, 'a> Scan<'b, 'a> {
     }
 }
 
-/// A device window's own problems: beyond the page tables, misaligned, too
-/// small for its driver, or sharing a page with RAM. The map works in
-/// pages and later entries win, so RAM in a window's first or last page
-/// would become device memory (code or stack included: the next unaligned
-/// access or instruction fetch there faults).
+/// The shared window rule ([`crate::platform::check_window`]), its
+/// violation named in tree terms: the memory node a window shares a page
+/// with.
 pub(crate) fn check_window(range: Range, rule: WindowRule, memory: &[(Range, NodePath)]) -> Result<(), DtErrorKind> {
-    if range.end() > ADDRESS_LIMIT {
-        return Err(DtErrorKind::BeyondAddressSpace { range, limit: ADDRESS_LIMIT });
-    }
-    if !range.base.is_multiple_of(rule.alignment) {
-        return Err(DtErrorKind::Misaligned { value: range.base, alignment: rule.alignment });
-    }
-    if range.size < rule.min_size {
-        return Err(DtErrorKind::WindowTooSmall { size: range.size, min: rule.min_size });
-    }
-    let pages = page_span(range);
-    if let Some((ram, node)) = memory.iter().find(|(ram, _)| ram.overlaps(&pages)) {
-        return Err(DtErrorKind::DeviceInRam { range, memory: *node, ram: *ram });
-    }
-    Ok(())
+    let ram: ArrayVec<Range, MAX_MEMORY_RANGES> =
+        memory.iter().map(|(range, _)| *range).take(MAX_MEMORY_RANGES).collect();
+    platform::check_window(range, rule, &ram).map_err(|error| match error {
+        WindowError::BeyondAddressSpace { range, limit } => DtErrorKind::BeyondAddressSpace { range, limit },
+        WindowError::Misaligned { value, alignment } => DtErrorKind::Misaligned { value, alignment },
+        WindowError::TooSmall { size, min } => DtErrorKind::WindowTooSmall { size, min },
+        WindowError::InRam { range, ram } => {
+            let memory = memory.iter().find(|(entry, _)| *entry == ram).map(|(_, node)| *node).unwrap_or_default();
+            DtErrorKind::DeviceInRam { range, memory, ram }
+        }
+    })
 }
 
 /// Every GIC frame against what arm-gic touches in it.
@@ -988,21 +941,6 @@ fn check_pool(
         return Err(DtErrorKind::Overlap { range, other: other.node, other_range: other.range });
     }
     Ok(())
-}
-
-/// Whether `range` is all RAM; `memory` is sorted and disjoint, and a range
-/// may span adjacent memory nodes.
-pub(crate) fn ram_covers(memory: &[Range], range: Range) -> bool {
-    let mut covered_to = range.base;
-    for ram in memory {
-        if ram.base <= covered_to && covered_to < ram.end() {
-            covered_to = ram.end();
-        }
-        if covered_to >= range.end() {
-            return true;
-        }
-    }
-    false
 }
 
 fn read_pool(node: &Node<'_, '_, '_>) -> Pool {

@@ -146,7 +146,7 @@ mod tests {
         let memory = host_pool_memory(8);
         register(5, memory).unwrap();
         let (paddr, vaddr) = PoolHal::<5>::dma_alloc(2, BufferDirection::Both);
-        assert!(memory.contains_range(&crate::devicetree::Range::new(paddr, 8192).unwrap()));
+        assert!(memory.contains_range(&crate::platform::Range::new(paddr, 8192).unwrap()));
         assert_eq!(paddr % 4096, 0);
         // SAFETY: two pages just allocated.
         let bytes = unsafe { core::slice::from_raw_parts(vaddr.as_ptr(), 8192) };
@@ -167,7 +167,7 @@ mod tests {
         // buffers, unshared with the address share returned for them.
         let paddr = unsafe { PoolHal::<6>::share(NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
         assert_ne!(paddr, request.as_ptr() as u64, "the device must get a copy");
-        assert!(memory.contains_range(&crate::devicetree::Range::new(paddr, 13).unwrap()));
+        assert!(memory.contains_range(&crate::platform::Range::new(paddr, 13).unwrap()));
         let mut response = [0u8; 8];
         // SAFETY: as above.
         let out = unsafe { PoolHal::<6>::share(NonNull::from(&mut response[..]), BufferDirection::DeviceToDriver) };

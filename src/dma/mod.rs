@@ -16,7 +16,7 @@ pub use pool::{Direction, DmaError, PAGE_SIZE, Pool, PoolStats};
 
 use spin::Mutex;
 
-use crate::devicetree::Range;
+use crate::platform::Range;
 
 /// How many pools the runtime can manage at once.
 pub const MAX_POOLS: usize = 8;

@@ -13,9 +13,9 @@ use core::ptr::NonNull;
 
 use buddy_system_allocator::FrameAllocator;
 
-use crate::devicetree::Range;
-
-pub const PAGE_SIZE: u64 = 4096;
+/// Pools are carved in the platform's pages.
+pub use crate::platform::PAGE_SIZE;
+use crate::platform::Range;
 
 /// Why a pool operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

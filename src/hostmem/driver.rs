@@ -24,8 +24,8 @@ use super::validate::{
     check_response, check_shm,
 };
 use super::wait::{Deadline, WAIT_SLICE, Wakeup};
-use crate::devicetree::Range;
 use crate::dma;
+use crate::platform::Range;
 use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, Registers};
 
 /// Descriptors of the config queue: one request (two descriptors) at a time.

@@ -4,9 +4,9 @@ use core::fmt;
 
 use hostmem_wire::{Opcode, Status, WireError};
 
-use crate::devicetree::Range;
 use crate::dma::{DmaError, SlotError};
 use crate::interrupts::InterruptError;
+use crate::platform::Range;
 use crate::virtio::mmio::MmioError;
 
 /// Memory the guest owns, which no region may overlap.

@@ -19,8 +19,8 @@ use hostmem_wire::{
 };
 
 use super::*;
-use crate::devicetree::Range;
 use crate::dma::{self, PoolHal};
+use crate::platform::Range;
 use crate::virtio::mmio::{FakeQueue, FakeRegisters, MmioError, MmioV2Transport, Registers, reg};
 
 const PAGE: u64 = 4096;

@@ -14,7 +14,7 @@ use hostmem_wire::{
 };
 
 use super::error::{HostmemError, OwnedKind, RegionReason};
-use crate::devicetree::Range;
+use crate::platform::Range;
 use crate::virtio::mmio::MmioError;
 
 /// Memory the guest owns: no region may overlap any of it.

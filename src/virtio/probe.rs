@@ -14,7 +14,8 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::Boot;
-use crate::devicetree::{DtError, Interrupt, Range};
+use crate::devicetree::{DtError, Interrupt};
+use crate::platform::Range;
 use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, WindowClaim};
 
 /// What to do with a virtio device the tree binds to no pool.

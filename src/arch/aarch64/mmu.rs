@@ -10,7 +10,7 @@ use aarch64_paging::idmap::IdMap;
 use aarch64_paging::paging::{El1And0, MemoryRegion};
 use spin::Mutex;
 
-use crate::devicetree::Range;
+use crate::platform::Range;
 
 const NORMAL: El1Attributes = El1Attributes::VALID
     .union(El1Attributes::ATTRIBUTE_INDEX_1)
@@ -88,9 +88,11 @@ impl core::fmt::Display for MmuError {
     }
 }
 
-/// Largest address (exclusive) the level-1 root can map; discovery refuses
-/// RAM and device windows beyond it, with the same constant.
-pub const ADDRESS_SPACE_END: u64 = crate::devicetree::ADDRESS_LIMIT;
+/// End (exclusive) of the physical addresses the runtime's map covers: a
+/// level-1 root with 4 KiB granules, 39 bits (TCR_EL1.T0SZ = 25, set at
+/// entry). Platform discovery refuses RAM and device windows beyond it
+/// (`crate::platform::ADDRESS_LIMIT`), so the MMU never fails on them later.
+pub const ADDRESS_SPACE_END: u64 = 1 << 39;
 
 fn region(range: Range) -> Result<MemoryRegion, MmuError> {
     if range.end() > ADDRESS_SPACE_END {

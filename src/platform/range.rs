@@ -2,7 +2,30 @@
 
 use core::fmt;
 
-use super::{DtError, DtErrorKind};
+/// Why `base` and `size` make no [`Range`]. A platform source turns it into
+/// its own error, naming where the values came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeError {
+    ZeroSize {
+        base: u64,
+    },
+    /// The end does not fit in 64 bits.
+    Overflow {
+        base: u64,
+        size: u64,
+    },
+}
+
+impl fmt::Display for RangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RangeError::ZeroSize { base } => write!(f, "range {base:#x}+0x0 has zero size"),
+            RangeError::Overflow { base, size } => {
+                write!(f, "range {base:#x}+{size:#x} runs past the end of the address space")
+            }
+        }
+    }
+}
 
 /// A non-empty physical address range `base..base + size` that does not
 /// wrap around the address space.
@@ -19,17 +42,13 @@ pub struct Range {
 impl Range {
     /// `base..base + size`; refuses a zero size and a range whose end does
     /// not fit in `u64`.
-    pub fn new(base: u64, size: u64) -> Result<Self, DtError> {
-        Self::checked(base, size).map_err(DtError::from)
-    }
-
-    pub(crate) fn checked(base: u64, size: u64) -> Result<Self, DtErrorKind> {
+    pub fn new(base: u64, size: u64) -> Result<Self, RangeError> {
         if size == 0 {
-            return Err(DtErrorKind::ZeroSize { base: Some(base) });
+            return Err(RangeError::ZeroSize { base });
         }
         match base.checked_add(size) {
             Some(_) => Ok(Self { base, size }),
-            None => Err(DtErrorKind::RangeOverflow { base, size }),
+            None => Err(RangeError::Overflow { base, size }),
         }
     }
 
