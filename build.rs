@@ -1,5 +1,10 @@
-//! Links guest images (the examples) with the board's linker script.
+//! Links guest images (the examples) with the board's linker script and
+//! points `src/board.rs` at the board's constants.
 //!
+//! A board is a folder, `boards/<name>/` (`TIDEPOOL_BOARD`, default
+//! `qemu-virt`): `board.rs` (constants the runtime needs before discovery),
+//! `link.ld` (the image's memory; it INCLUDEs the shared `linker/image.ld`),
+//! and the launcher's `board.toml`. Adding a board touches nothing here.
 //! Only images built for the bare-metal target get a script: host builds of
 //! the library (unit tests) link normally.
 
@@ -9,23 +14,28 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=TIDEPOOL_BOARD");
     println!("cargo:rerun-if-changed=linker");
-    println!("cargo::rustc-check-cfg=cfg(tidepool_board, values(\"qemu-virt\"))");
     println!("cargo::rustc-check-cfg=cfg(tidepool_builtin_dtb)");
     embed_builtin_tree();
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let board = env::var("TIDEPOOL_BOARD").unwrap_or_else(|_| "qemu-virt".into());
-    println!("cargo:rustc-cfg=tidepool_board=\"{board}\"");
+    let board_dir = manifest_dir.join("boards").join(&board);
+    println!("cargo:rerun-if-changed={}", board_dir.display());
+    let constants = board_dir.join("board.rs");
+    if !constants.exists() {
+        panic!("TIDEPOOL_BOARD={board}: no {} (a board is a folder boards/<name>/)", constants.display());
+    }
+    println!("cargo:rustc-env=TIDEPOOL_BOARD_CONSTANTS={}", constants.display());
     let target = env::var("TARGET").unwrap_or_default();
     if !target.ends_with("-none") && !target.ends_with("-none-softfloat") {
         return;
     }
-    let linker_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("linker");
-    let script = linker_dir.join(format!("{board}.ld"));
+    let script = board_dir.join("link.ld");
     if !script.exists() {
         panic!("TIDEPOOL_BOARD={board}: no linker script {}", script.display());
     }
     write_codec_clip();
     // The board script INCLUDEs image.ld, found through the search path.
-    println!("cargo:rustc-link-arg-examples=-L{}", linker_dir.display());
+    println!("cargo:rustc-link-arg-examples=-L{}", manifest_dir.join("linker").display());
     println!("cargo:rustc-link-arg-examples=-T{}", script.display());
 }
 

@@ -1,9 +1,29 @@
 //! Boards the launcher knows: QEMU settings and the overlay that adds the
 //! restricted DMA pool. Each board's files live in boards/<name>/.
 
+use std::collections::HashMap;
+use std::fs;
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 use crate::{Result, bail, paths};
+
+fn boards_dir() -> PathBuf {
+    paths::workspace().join("boards")
+}
+
+/// Every folder of boards/ with a board.toml, sorted.
+pub fn known_boards() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(boards_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().join("board.toml").exists())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
 
 /// The interrupt controller and exception level to boot with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +45,24 @@ impl Variant {
     }
 }
 
-/// A board the launcher can start.
+/// A board the launcher can start, read from `boards/<name>/board.toml`:
+/// adding a board is adding its folder, with no change to this code.
 #[derive(Clone, Debug)]
 pub struct Board {
-    pub name: &'static str,
+    pub name: String,
+    /// The architecture seam the image is built for (`arch` key).
+    pub arch: String,
+    /// The Rust target of the image (`target`).
+    pub target: String,
+    /// What the loader takes (`image-format`): "arm64-image", a raw binary
+    /// with the arm64 Image header.
+    pub image_format: String,
+    /// Where the image is linked to be loaded (`load-address`); checked
+    /// against the built ELF.
+    pub load_address: u64,
+    /// QEMU's machine and CPU (`[qemu] machine`, `cpu`).
+    pub machine: String,
+    pub cpu: String,
     /// Private RAM, without an fd: a vhost-user backend never sees it.
     pub private_ram_mib: u64,
     /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
@@ -38,27 +72,85 @@ pub struct Board {
     pub region_ram_mib: u64,
 }
 
-pub const BOARDS: &[Board] = &[Board { name: "qemu-virt", private_ram_mib: 128, pool_ram_mib: 16, region_ram_mib: 16 }];
+/// The image formats the image builder can write.
+const IMAGE_FORMATS: &[&str] = &["arm64-image"];
 
 impl Board {
+    /// The board named `name` (boards/<name>/board.toml), read once.
     pub fn find(name: &str) -> Result<&'static Board> {
-        match BOARDS.iter().find(|board| board.name == name) {
-            Some(board) => Ok(board),
-            None => {
-                let known: Vec<_> = BOARDS.iter().map(|board| board.name).collect();
-                bail!("unknown board `{name}` (known: {})", known.join(", "))
-            }
+        static CACHE: OnceLock<Mutex<HashMap<String, &'static Board>>> = OnceLock::new();
+        let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(board) = cache.get(name) {
+            return Ok(board);
         }
+        let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let file = boards_dir().join(name).join("board.toml");
+        if !valid_name || !file.exists() {
+            bail!("unknown board `{name}` (known: {})", known_boards().join(", "));
+        }
+        let text = fs::read_to_string(&file)?;
+        let board: &'static Board = Box::leak(Box::new(
+            Self::parse(name, &text).map_err(|error| crate::Error(format!("{}: {error}", file.display())))?,
+        ));
+        cache.insert(name.to_string(), board);
+        Ok(board)
+    }
+
+    /// Reads a board.toml; every key is required and checked.
+    pub fn parse(name: &str, text: &str) -> Result<Board> {
+        let table: toml::Table = text.parse().map_err(|error| crate::Error(format!("not valid TOML: {error}")))?;
+        let string = |table: &toml::Table, section: &str, key: &str| -> Result<String> {
+            match table.get(key) {
+                Some(toml::Value::String(value)) if !value.is_empty() => Ok(value.clone()),
+                _ => bail!("`{section}{key}` must be a non-empty string"),
+            }
+        };
+        let number = |table: &toml::Table, section: &str, key: &str| -> Result<u64> {
+            match table.get(key) {
+                Some(toml::Value::Integer(value)) if *value > 0 => Ok(*value as u64),
+                _ => bail!("`{section}{key}` must be a positive integer"),
+            }
+        };
+        let section = |key: &str| -> Result<&toml::Table> {
+            match table.get(key) {
+                Some(toml::Value::Table(section)) => Ok(section),
+                _ => bail!("missing section [{key}]"),
+            }
+        };
+        let (qemu, memory) = (section("qemu")?, section("memory")?);
+        let board = Board {
+            name: name.to_string(),
+            arch: string(&table, "", "arch")?,
+            target: string(&table, "", "target")?,
+            image_format: string(&table, "", "image-format")?,
+            load_address: number(&table, "", "load-address")?,
+            machine: string(qemu, "qemu.", "machine")?,
+            cpu: string(qemu, "qemu.", "cpu")?,
+            private_ram_mib: number(memory, "memory.", "private-mib")?,
+            pool_ram_mib: number(memory, "memory.", "pool-mib")?,
+            region_ram_mib: number(memory, "memory.", "region-mib")?,
+        };
+        if !IMAGE_FORMATS.contains(&board.image_format.as_str()) {
+            bail!(
+                "image-format `{}` is not one the image builder writes ({})",
+                board.image_format,
+                IMAGE_FORMATS.join(", ")
+            );
+        }
+        if !board.target.starts_with(&format!("{}-", board.arch)) {
+            bail!("target `{}` is not for arch `{}`", board.target, board.arch);
+        }
+        Ok(board)
     }
 
     pub fn dir(&self) -> PathBuf {
-        paths::workspace().join("boards").join(self.name)
+        boards_dir().join(&self.name)
     }
 
     /// The machine arguments shared by dumping the tree and booting with it:
     /// the NUMA split puts the pool in its own shared memfd.
     pub fn machine_args(&self, variant: Variant) -> Vec<String> {
-        let mut machine = format!("virt,gic-version={}", variant.gic_version);
+        let mut machine = format!("{},gic-version={}", self.machine, variant.gic_version);
         if variant.el2 {
             machine.push_str(",virtualization=on");
         }
@@ -67,7 +159,7 @@ impl Board {
             "-M",
             &machine,
             "-cpu",
-            "cortex-a57",
+            &self.cpu,
             "-m",
             &format!("{total}M"),
             "-object",
@@ -92,5 +184,33 @@ impl Board {
         .iter()
         .map(|arg| arg.to_string())
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_board_folder_parses_and_qemu_virt_says_what_it_is() {
+        for name in known_boards() {
+            Board::find(&name).unwrap_or_else(|error| panic!("{error}"));
+        }
+        let board = Board::find("qemu-virt").unwrap();
+        assert_eq!((board.arch.as_str(), board.target.as_str()), ("aarch64", "aarch64-unknown-none"));
+        assert_eq!(board.load_address, 0x4008_0000);
+        assert_eq!((board.private_ram_mib, board.pool_ram_mib, board.region_ram_mib), (128, 16, 16));
+    }
+
+    #[test]
+    fn bad_board_files_are_refused_with_the_key_named() {
+        let good = fs::read_to_string(boards_dir().join("qemu-virt/board.toml")).unwrap();
+        let error = |text: &str| Board::parse("x", text).unwrap_err().to_string();
+        assert!(error(&good.replace("cpu = ", "cpux = ")).contains("`qemu.cpu`"));
+        assert!(error(&good.replace("pool-mib = 16", "pool-mib = 0")).contains("`memory.pool-mib`"));
+        assert!(error(&good.replace("\"arm64-image\"", "\"bzImage\"")).contains("image-format"));
+        assert!(error(&good.replace("target = \"aarch64", "target = \"x86_64")).contains("not for arch"));
+        assert!(error("arch = ").contains("not valid TOML"));
+        assert!(Board::find("../qemu-virt").is_err() && Board::find("no-such-board").is_err());
     }
 }

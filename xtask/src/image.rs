@@ -11,8 +11,6 @@ use object::{Endianness, elf};
 
 use crate::{Result, bail, paths, run_command};
 
-pub const TARGET: &str = "aarch64-unknown-none";
-
 /// Options for one image build.
 #[derive(Clone, Debug)]
 pub struct ImageBuild {
@@ -63,6 +61,8 @@ impl ImageBuild {
 /// Compiles the example and converts it. Returns the raw image's path.
 pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
     let workspace = paths::workspace();
+    let board = crate::board::Board::find(&spec.board)?;
+    let target = board.target.as_str();
     if !workspace.join("examples").join(format!("{}.rs", spec.name)).exists() {
         bail!("unknown image `{}`: there is no examples/{}.rs", spec.name, spec.name);
     }
@@ -74,7 +74,7 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(&workspace)
-        .args(["build", "--quiet", "--example", &spec.name, "--target", TARGET, "--features"])
+        .args(["build", "--quiet", "--example", &spec.name, "--target", target, "--features"])
         .arg(features.join(","))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -92,12 +92,12 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
     }
     run_command(&mut cargo)?;
     let profile = if spec.release { "release" } else { "debug" };
-    let elf = target_dir.join(TARGET).join(profile).join("examples").join(&spec.name);
+    let elf = target_dir.join(target).join(profile).join("examples").join(&spec.name);
     let output = spec.output();
     if let Some(parent) = output.parent() {
         fs::create_dir_all(parent)?;
     }
-    elf_to_raw(&elf, &output)?;
+    elf_to_raw(&elf, &output, board.load_address)?;
     // The ELF too, for loaders (and tests) that take one: QEMU passes no
     // device tree to an ELF (x0 = 0).
     fs::copy(&elf, output.with_extension("elf"))?;
@@ -105,8 +105,9 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
 }
 
 /// Writes the PT_LOAD segments of `elf` as one flat binary starting at the
-/// lowest load address (what `objcopy -O binary` does).
-pub fn elf_to_raw(elf: &Path, output: &Path) -> Result<()> {
+/// lowest load address (what `objcopy -O binary` does), which must be the
+/// board's `load_address` (its link.ld and board.toml must agree).
+pub fn elf_to_raw(elf: &Path, output: &Path, load_address: u64) -> Result<()> {
     let data = fs::read(elf)?;
     let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| crate::Error(format!("{}: {e}", elf.display())))?;
     let endian = file.endian();
@@ -121,6 +122,9 @@ pub fn elf_to_raw(elf: &Path, output: &Path) -> Result<()> {
     let Some(base) = segments.iter().map(|(address, _)| *address).min() else {
         bail!("{}: no loadable segments", elf.display());
     };
+    if base != load_address {
+        bail!("{}: linked at {base:#x}, but the board's load-address is {load_address:#x}", elf.display());
+    }
     let end = segments.iter().map(|(address, bytes)| address + bytes.len() as u64).max().unwrap_or(base);
     let mut image = vec![0u8; (end - base) as usize];
     for (address, bytes) in segments {
