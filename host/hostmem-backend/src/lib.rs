@@ -13,6 +13,10 @@
 //!   decisions.
 //! - [`daemon`]: the serve/reconnect loop and shutdown.
 //! - [`testing`]: memfd-backed guest memory laid out like the deployment.
+//!
+//! Modules use each other one way only: `setup` uses none, `memory` uses
+//! `setup`, `chain` and `subdevice` only those two, `device` those four, and
+//! `backend`, `daemon` and `cli` sit on top.
 
 pub mod backend;
 pub mod chain;
