@@ -6,7 +6,8 @@
 //! `link.ld` (the image's memory; it INCLUDEs the shared `linker/image.ld`),
 //! and the launcher's `board.toml`. Adding a board touches nothing here.
 //! Only images built for the bare-metal target get a script: host builds of
-//! the library (unit tests) link normally.
+//! the library (unit tests) link normally. Other packages' images (demos/)
+//! get the script's location through `links = "tidepool"` metadata.
 
 use std::env;
 use std::path::PathBuf;
@@ -33,28 +34,13 @@ fn main() {
     if !script.exists() {
         panic!("TIDEPOOL_BOARD={board}: no linker script {}", script.display());
     }
-    write_codec_clip();
     // The board script INCLUDEs image.ld, found through the search path.
     println!("cargo:rustc-link-arg-examples=-L{}", manifest_dir.join("linker").display());
     println!("cargo:rustc-link-arg-examples=-T{}", script.display());
-}
-
-/// The codec demo's clip, embedded in images: 30 procedural 320x240 frames,
-/// or the images in `$TIDEPOOL_CODEC_FRAMES` (a directory of .qoi, .png or
-/// .ppm files) when set. QOI-encoded here, with the digest of each frame's
-/// pixels, so the guest can verify what the host decodes.
-fn write_codec_clip() {
-    println!("cargo:rerun-if-env-changed=TIDEPOOL_CODEC_FRAMES");
-    let clip = match env::var_os("TIDEPOOL_CODEC_FRAMES") {
-        Some(dir) => {
-            println!("cargo:rerun-if-changed={}", PathBuf::from(&dir).display());
-            codec_clip::load_dir(&PathBuf::from(dir)).unwrap_or_else(|error| panic!("TIDEPOOL_CODEC_FRAMES: {error}"))
-        }
-        None => codec_clip::procedural(30, 320, 240),
-    };
-    let blob = codec_clip::build_blob(&clip).unwrap_or_else(|error| panic!("encoding the clip: {error}"));
-    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("codec-clip.bin");
-    std::fs::write(&out, blob).unwrap_or_else(|error| panic!("{}: {error}", out.display()));
+    // Packages with images of their own (demos/) link them the same way:
+    // their build scripts get these as DEP_TIDEPOOL_LINKER_DIR and _SCRIPT.
+    println!("cargo::metadata=linker_dir={}", manifest_dir.join("linker").display());
+    println!("cargo::metadata=linker_script={}", script.display());
 }
 
 /// A device tree built into the image (`$TIDEPOOL_BUILTIN_DTB`), for

@@ -6,8 +6,15 @@
 //! the status too; otherwise (`tidepool.exit=psci`, or nothing) the image
 //! powers off through the platform's power interface (PSCI SYSTEM_OFF on
 //! aarch64).
+//!
+//! Parts of the runtime with something to report however the image ends
+//! (the DMA pools' counters) register it with [`at_exit`]; exit knows none
+//! of them, so they can call [`exit`] without a dependency cycle.
 
 use core::sync::atomic::{AtomicBool, Ordering};
+
+use arrayvec::ArrayVec;
+use spin::Mutex;
 
 use crate::devicetree::Platform;
 
@@ -26,6 +33,44 @@ pub const EXIT_LINE_PREFIX: &str = "tidepool: exit status ";
 
 /// Whether the launcher's debug exit (semihosting under QEMU) ends the image.
 static DEBUG_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// How many reports [`at_exit`] holds.
+pub const MAX_FINAL_REPORTS: usize = 4;
+
+static FINAL_REPORTS: Mutex<ArrayVec<fn(), MAX_FINAL_REPORTS>> = Mutex::new(ArrayVec::new_const());
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// [`at_exit`] already holds [`MAX_FINAL_REPORTS`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinalReportsFull;
+
+impl core::fmt::Display for FinalReportsFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "no room for another final report (max {MAX_FINAL_REPORTS})")
+    }
+}
+
+/// Has [`exit`] call `report` before the exit line, in the order of
+/// registration, however the image ends.
+pub fn at_exit(report: fn()) -> Result<(), FinalReportsFull> {
+    FINAL_REPORTS.lock().try_push(report).map_err(|_| FinalReportsFull)
+}
+
+/// Runs the registered reports, once per image: a report that panics or
+/// faults comes back through [`exit`], which must then still end the image.
+fn run_final_reports() {
+    if REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    // Never wait: the image may be ending inside `at_exit`. Copied out so
+    // that the lock is not held while the reports run.
+    let Some(reports) = FINAL_REPORTS.try_lock().map(|reports| reports.clone()) else {
+        return;
+    };
+    for report in reports {
+        report();
+    }
+}
 
 /// How the image ends: the launcher's debug exit when the command line says
 /// `tidepool.exit=semihosting`, else the power interface `platform` names.
@@ -48,7 +93,7 @@ pub fn reset() -> crate::arch::power::PowerError {
 
 /// Prints the exit line and ends the image. Never returns.
 pub fn exit(status: u32) -> ! {
-    crate::dma::log_stats();
+    run_final_reports();
     crate::console::emergency_print(format_args!("{EXIT_LINE_PREFIX}{status}\n"));
     if DEBUG_EXIT.load(Ordering::Relaxed) {
         crate::arch::power::debug_exit(status);

@@ -88,15 +88,16 @@ fn a_region_published_over_the_pool_refuses_the_device() {
 
 #[test]
 fn a_ring_outside_the_pool_is_caught() {
-    let mut image = ImageBuild::new("hostmem_echo");
-    image.features.push("test-ring-outside-pool".into());
+    // The image's own Hal takes the ring's pages from the pool but hands
+    // the device heap memory, so the driver's pool accounting passes.
+    let image = ImageBuild::new("ring_outside_pool");
     let outcome = common::boot_with_backend(image, Variant::default(), &[], &BackendSpec::default());
-    assert!(outcome.console.contains("test-ring-outside-pool: ring placed at"), "the sabotage did not happen");
+    assert!(outcome.console.contains("ring_outside_pool: ring placed at"), "the sabotage did not happen");
     // The backend sees only the pool and region nodes: it cannot map the
     // ring, refuses SET_VRING_ADDR, and QEMU gives up on the device.
     assert!(outcome.backend_output.contains("Missing memory mapping"), "the backend did not refuse the ring");
     assert!(outcome.console.contains("Error starting vhost-user-base"), "QEMU did not report the failed start");
-    assert!(!outcome.has_line("2 passed, 0 failed"), "a misplaced ring must not go unnoticed");
+    assert!(!outcome.has_line("1 passed, 0 failed"), "a misplaced ring must not go unnoticed");
     assert_ne!(outcome.status(), 0);
 }
 

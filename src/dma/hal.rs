@@ -39,10 +39,6 @@ fn fatal(slot: usize, what: &str, error: &dyn core::fmt::Display) -> ! {
 // zeroed; `share` returns a private bounce copy that lives until `unshare`.
 unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        #[cfg(feature = "test-ring-outside-pool")]
-        if let Some(outside) = misplaced_ring(pages) {
-            return outside;
-        }
         let address = match with_pool(SLOT, |pool| pool.alloc_pages(pages)) {
             Ok(Ok(address)) => address,
             Ok(Err(error)) => fatal(SLOT, "dma_alloc", &error),
@@ -55,10 +51,6 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     }
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
-        #[cfg(feature = "test-ring-outside-pool")]
-        if free_misplaced_ring(paddr, pages) {
-            return 0;
-        }
         match with_pool(SLOT, |pool| pool.free_pages_at(paddr, pages)) {
             Ok(Ok(())) => 0,
             Ok(Err(error)) => {
@@ -95,42 +87,6 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
             Err(error) => fatal(SLOT, "unshare", &error),
         }
     }
-}
-
-/// Test-only sabotage (feature `test-ring-outside-pool`): the first ring
-/// allocation comes from the private heap instead of the pool, so the
-/// integration tests can show that a backend which sees only the pool
-/// catches it. Never enable this in a real image.
-#[cfg(feature = "test-ring-outside-pool")]
-static MISPLACED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-#[cfg(feature = "test-ring-outside-pool")]
-fn misplaced_ring(pages: usize) -> Option<(PhysAddr, NonNull<u8>)> {
-    use core::sync::atomic::{AtomicBool, Ordering};
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::Relaxed) {
-        return None;
-    }
-    let layout = core::alloc::Layout::from_size_align(pages * 4096, 4096).ok()?;
-    // SAFETY: non-zero size; freed by `free_misplaced_ring`.
-    let pointer = NonNull::new(unsafe { alloc::alloc::alloc_zeroed(layout) })?;
-    MISPLACED.store(pointer.as_ptr() as u64, Ordering::Relaxed);
-    log::warn!("test-ring-outside-pool: ring placed at {:#x}, outside its pool", pointer.as_ptr() as u64);
-    Some((pointer.as_ptr() as PhysAddr, pointer))
-}
-
-/// Returns the misplaced ring to the heap; false for any other address.
-#[cfg(feature = "test-ring-outside-pool")]
-fn free_misplaced_ring(paddr: PhysAddr, pages: usize) -> bool {
-    use core::sync::atomic::Ordering;
-    if paddr == 0 || MISPLACED.compare_exchange(paddr, 0, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-        return false;
-    }
-    if let Ok(layout) = core::alloc::Layout::from_size_align(pages * 4096, 4096) {
-        // SAFETY: allocated by `misplaced_ring` with this layout, freed once.
-        unsafe { alloc::alloc::dealloc(paddr as *mut u8, layout) };
-    }
-    true
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ pub const MAX_POOLS: usize = 8;
 
 static POOLS: [Mutex<Option<Pool>>; MAX_POOLS] = [const { Mutex::new(None) }; MAX_POOLS];
 
+/// Whether [`log_stats`] is registered with [`crate::exit::at_exit`].
+static STATS_AT_EXIT: spin::Once = spin::Once::new();
+
 /// Why a pool could not be registered or used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SlotError {
@@ -57,6 +60,11 @@ pub fn register(index: usize, range: Range) -> Result<(), SlotError> {
         return Err(SlotError::Occupied(index));
     }
     *slot = Some(Pool::new(range).map_err(SlotError::Pool)?);
+    STATS_AT_EXIT.call_once(|| {
+        if let Err(error) = crate::exit::at_exit(log_stats) {
+            log::warn!("DMA pool counters will not be printed at exit: {error}");
+        }
+    });
     Ok(())
 }
 
@@ -103,8 +111,9 @@ pub fn all_stats() -> impl Iterator<Item = (usize, Range, PoolStats)> {
 
 /// Prints every used pool's counters. The runtime does this whenever the
 /// image ends, failures included (those are the runs where the numbers
-/// matter most), so it must not wait: a pool whose lock is held (the image
-/// died inside a pool operation) is reported as busy instead.
+/// matter most; [`register`] hands it to [`crate::exit::at_exit`]), so it
+/// must not wait: a pool whose lock is held (the image died inside a pool
+/// operation) is reported as busy instead.
 pub fn log_stats() {
     for (slot, lock) in POOLS.iter().enumerate() {
         let Some(guard) = lock.try_lock() else {

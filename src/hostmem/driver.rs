@@ -441,10 +441,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
         };
         // From here, an error drops `hostmem`, which resets the device before
         // freeing the rings and marks it FAILED.
-        // The test-only sabotage (feature test-ring-outside-pool) must reach
-        // the device, so that the backend's side of the proof runs too.
-        if !cfg!(feature = "test-ring-outside-pool") && free_before.saturating_sub(free_pages(pool_slot)) != ring_pages
-        {
+        if free_before.saturating_sub(free_pages(pool_slot)) != ring_pages {
             return Err(HostmemError::HalNotOfPool { slot: pool_slot });
         }
         hostmem.bring_up(&config, owned)?;

@@ -58,6 +58,7 @@ use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Trans
 use virtio_drivers::{Error as VirtioError, PhysAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
+#[cfg(test)]
 pub use super::mmio_fake::{FakeDevice, FakeQueue, FakeRegisters};
 pub use super::mmio_regs::{MmioRegisters, Registers, WINDOW_SIZE, reg};
 

@@ -9,6 +9,9 @@
 //! the other. Accesses that break the virtio-mmio access rules (out of the
 //! window, misaligned, not 32 bits wide below the config space) panic,
 //! which makes the fake check the transport as well as serve it.
+//!
+//! Only the runtime's unit tests use it, so it is not part of the API.
+#![cfg(test)]
 
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;

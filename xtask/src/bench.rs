@@ -138,7 +138,7 @@ pub fn rounds(bootargs: &[String]) -> u32 {
         .max(1)
 }
 
-/// The clip the image embeds, built the way build.rs builds it.
+/// The clip the image embeds, built the way demos/codec/build.rs builds it.
 pub fn clip_blob(frames: Option<&PathBuf>) -> Result<Vec<u8>> {
     let raw = match frames {
         Some(dir) => codec_clip::load_dir(dir).map_err(Error)?,

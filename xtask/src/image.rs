@@ -11,17 +11,31 @@ use object::{Endianness, elf};
 
 use crate::{Result, bail, paths, run_command};
 
+/// The packages whose examples are images, with their directories in the
+/// workspace. Each has an `image` feature (the runtime's, or one that turns
+/// it on).
+pub const IMAGE_PACKAGES: &[(&str, &str)] = &[("tidepool", "."), ("tidepool-codec-demo", "demos/codec")];
+
+/// The package that has `examples/<name>.rs`, if any.
+pub fn package_of(name: &str) -> Option<&'static str> {
+    let workspace = paths::workspace();
+    IMAGE_PACKAGES
+        .iter()
+        .find(|(_, dir)| workspace.join(dir).join("examples").join(format!("{name}.rs")).exists())
+        .map(|(package, _)| *package)
+}
+
 /// Options for one image build.
 #[derive(Clone, Debug)]
 pub struct ImageBuild {
-    /// The example's name (examples/<name>.rs).
+    /// The example's name (examples/<name>.rs of one of [`IMAGE_PACKAGES`]).
     pub name: String,
     pub board: String,
     pub release: bool,
-    /// Extra cargo features of the `tidepool` crate (test-only switches).
+    /// Extra cargo features of the image's package.
     pub features: Vec<String>,
-    /// Images for the codec clip (`TIDEPOOL_CODEC_FRAMES`, read by build.rs)
-    /// instead of the procedural clip.
+    /// Images for the codec clip (`TIDEPOOL_CODEC_FRAMES`, read by
+    /// demos/codec/build.rs) instead of the procedural clip.
     pub codec_frames: Option<PathBuf>,
     /// A device tree to build into the image (`TIDEPOOL_BUILTIN_DTB`), for
     /// loaders that pass none.
@@ -63,9 +77,10 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
     let workspace = paths::workspace();
     let board = crate::board::Board::find(&spec.board)?;
     let target = board.target.as_str();
-    if !workspace.join("examples").join(format!("{}.rs", spec.name)).exists() {
-        bail!("unknown image `{}`: there is no examples/{}.rs", spec.name, spec.name);
-    }
+    let Some(package) = package_of(&spec.name) else {
+        let dirs: Vec<String> = IMAGE_PACKAGES.iter().map(|(_, dir)| format!("{dir}/examples")).collect();
+        bail!("unknown image `{}`: there is no {}.rs in {}", spec.name, spec.name, dirs.join(" or "));
+    };
     let mut features = vec!["image".to_string()];
     features.extend(spec.features.iter().cloned());
     // A separate target dir keeps image builds from waiting on (or
@@ -74,7 +89,7 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(&workspace)
-        .args(["build", "--quiet", "--example", &spec.name, "--target", target, "--features"])
+        .args(["build", "--quiet", "--package", package, "--example", &spec.name, "--target", target, "--features"])
         .arg(features.join(","))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -136,4 +151,17 @@ pub fn elf_to_raw(elf: &Path, output: &Path, load_address: u64) -> Result<()> {
     }
     fs::write(output, image)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::package_of;
+
+    #[test]
+    fn images_are_found_in_their_packages() {
+        assert_eq!(package_of("hello"), Some("tidepool"));
+        assert_eq!(package_of("codec_demo"), Some("tidepool-codec-demo"));
+        assert_eq!(package_of("codec_bench"), Some("tidepool-codec-demo"));
+        assert_eq!(package_of("no_such_image"), None);
+    }
 }

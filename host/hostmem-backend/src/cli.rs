@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::setup::{DeviceSetup, Faults, GuestWindow, MAX_INSTANCES_SUPPORTED, SetupError, SetupParams};
-use crate::subdevice::SubdeviceKind;
+use crate::setup::{DeviceSetup, Faults, GuestWindow, MAX_INSTANCES_SUPPORTED, SetupError, SetupParams, SubdeviceKind};
 
 /// vhost-user backend serving the virtio-hostmem device (docs/hostmem.md).
 ///

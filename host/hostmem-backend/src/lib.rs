@@ -12,7 +12,12 @@
 //! - [`backend`]: the `VhostUserBackend` implementation and the feature
 //!   decisions.
 //! - [`daemon`]: the serve/reconnect loop and shutdown.
-//! - [`testing`]: memfd-backed guest memory laid out like the deployment.
+//! - `testing` (tests and the `fakes` feature only): memfd-backed guest
+//!   memory laid out like the deployment.
+//!
+//! Modules use each other one way only: `setup` uses none, `memory` uses
+//! `setup`, `chain` and `subdevice` only those two, `device` those four, and
+//! `backend`, `daemon` and `cli` sit on top.
 
 pub mod backend;
 pub mod chain;
@@ -22,6 +27,7 @@ pub mod device;
 pub mod memory;
 pub mod setup;
 pub mod subdevice;
+#[cfg(any(test, feature = "fakes"))]
 pub mod testing;
 
 pub use backend::HostmemBackend;

@@ -2,15 +2,18 @@
 //! the guest-physical windows it may touch, its sub-devices and the config
 //! space it publishes. Built once from the command line and shared by every
 //! connection.
+//!
+//! Plain data that uses no other module of the backend, so that every
+//! module can use it: sub-device kinds are named here, and `subdevice`
+//! makes their implementations.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use hostmem_wire::zerocopy::IntoBytes;
 use hostmem_wire::zerocopy::little_endian::U64;
 use hostmem_wire::{Config, REGION_ALIGN, SubdeviceEntry, WireError, ranges_overlap};
-
-use crate::subdevice::SubdeviceKind;
 
 /// Largest `max_instances` this backend supports. The spec allows 1022, but
 /// vhost-user-backend 0.24 assigns queues to worker threads with one `u64`
@@ -285,3 +288,50 @@ impl fmt::Display for SetupError {
 }
 
 impl std::error::Error for SetupError {}
+
+/// The sub-device implementations this daemon has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubdeviceKind {
+    /// Appendix A: QOI decoder.
+    Codec,
+    /// Appendix B: copy within the region (tests).
+    Echo,
+}
+
+impl SubdeviceKind {
+    /// (vendor_id, device_id, revision).
+    pub fn identity(self) -> (u32, u32, u32) {
+        match self {
+            Self::Codec => {
+                (hostmem_wire::codec::VENDOR_ID, hostmem_wire::codec::DEVICE_ID, hostmem_wire::codec::REVISION)
+            }
+            Self::Echo => (hostmem_wire::echo::VENDOR_ID, hostmem_wire::echo::DEVICE_ID, hostmem_wire::echo::REVISION),
+        }
+    }
+
+    /// SubdeviceEntry flags (appendices A and B: 0, not exclusive).
+    pub fn flags(self) -> u32 {
+        0
+    }
+}
+
+impl fmt::Display for SubdeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Codec => "codec",
+            Self::Echo => "echo",
+        })
+    }
+}
+
+impl FromStr for SubdeviceKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "codec" => Ok(Self::Codec),
+            "echo" => Ok(Self::Echo),
+            other => Err(format!("unknown sub-device kind {other:?} (known: codec, echo)")),
+        }
+    }
+}

@@ -1,6 +1,9 @@
 //! Helpers for tests (unit, end-to-end, and other crates' harnesses): guest
 //! memory laid out like the QEMU deployment, backed by memfds as QEMU's
 //! `memory-backend-memfd` NUMA nodes are.
+//!
+//! Built for the crate's own tests and with the `fakes` feature only, so
+//! the daemon's API does not carry it.
 
 use std::ffi::CString;
 use std::fs::File;

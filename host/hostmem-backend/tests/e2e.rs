@@ -16,8 +16,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hostmem_backend::setup::{DeviceSetup, Faults, GuestWindow, SetupParams};
-use hostmem_backend::subdevice::SubdeviceKind;
+use hostmem_backend::setup::{DeviceSetup, Faults, GuestWindow, SetupParams, SubdeviceKind};
 use hostmem_backend::testing::{CODEC_BASE, ECHO_BASE, GuestLayout, POOL_BASE, POOL_SIZE, REGION_SIZE};
 use hostmem_backend::{Shutdown, serve};
 use hostmem_wire::codec::{DecodeMeta, FrameInfo};

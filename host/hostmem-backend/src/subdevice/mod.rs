@@ -7,13 +7,12 @@
 //! never given anything else, so it cannot reach another sub-device's
 //! region, nor write a completion word.
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use hostmem_wire::{METADATA_SIZE, Notification, Status};
 
 use crate::memory::RegionAccess;
+use crate::setup::SubdeviceKind;
 
 pub mod codec;
 pub mod echo;
@@ -104,31 +103,9 @@ pub trait Subdevice: Send {
     }
 }
 
-/// The sub-device implementations this daemon has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubdeviceKind {
-    /// Appendix A: QOI decoder.
-    Codec,
-    /// Appendix B: copy within the region (tests).
-    Echo,
-}
-
+// The kind is part of the device description (`setup`); making the
+// implementation object is this module's job.
 impl SubdeviceKind {
-    /// (vendor_id, device_id, revision).
-    pub fn identity(self) -> (u32, u32, u32) {
-        match self {
-            Self::Codec => {
-                (hostmem_wire::codec::VENDOR_ID, hostmem_wire::codec::DEVICE_ID, hostmem_wire::codec::REVISION)
-            }
-            Self::Echo => (hostmem_wire::echo::VENDOR_ID, hostmem_wire::echo::DEVICE_ID, hostmem_wire::echo::REVISION),
-        }
-    }
-
-    /// SubdeviceEntry flags (appendices A and B: 0, not exclusive).
-    pub fn flags(self) -> u32 {
-        0
-    }
-
     /// A fresh implementation object.
     pub fn instantiate(self, dump_frames: Option<&Path>, corrupt_frame: Option<u64>) -> Box<dyn Subdevice> {
         match self {
@@ -136,27 +113,6 @@ impl SubdeviceKind {
                 Box::new(codec::Codec::new(dump_frames.map(Path::to_path_buf)).with_corrupt_frame(corrupt_frame))
             }
             Self::Echo => Box::new(echo::Echo),
-        }
-    }
-}
-
-impl fmt::Display for SubdeviceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Codec => "codec",
-            Self::Echo => "echo",
-        })
-    }
-}
-
-impl FromStr for SubdeviceKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "codec" => Ok(Self::Codec),
-            "echo" => Ok(Self::Echo),
-            other => Err(format!("unknown sub-device kind {other:?} (known: codec, echo)")),
         }
     }
 }

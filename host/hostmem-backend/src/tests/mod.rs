@@ -16,8 +16,7 @@ use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
 
-use crate::setup::{DeviceSetup, Faults, GuestWindow, SetupParams};
-use crate::subdevice::SubdeviceKind;
+use crate::setup::{DeviceSetup, Faults, GuestWindow, SetupParams, SubdeviceKind};
 use crate::testing::{CODEC_BASE, ECHO_BASE, GuestLayout, POOL_BASE, POOL_SIZE, REGION_SIZE};
 use crate::{HostmemBackend, Vring};
 

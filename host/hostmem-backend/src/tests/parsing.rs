@@ -3,8 +3,7 @@
 use clap::Parser;
 
 use crate::cli::{Cli, Fault, parse_number, parse_region, parse_size, parse_window, qemu_device_arg};
-use crate::setup::SetupError;
-use crate::subdevice::SubdeviceKind;
+use crate::setup::{SetupError, SubdeviceKind};
 
 #[test]
 fn numbers_and_sizes() {
