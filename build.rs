@@ -27,6 +27,16 @@ fn main() {
     // The board script INCLUDEs image.ld, found through the search path.
     println!("cargo:rustc-link-arg-examples=-L{}", linker_dir.display());
     println!("cargo:rustc-link-arg-examples=-T{}", script.display());
+    // A static PIE: no interpreter, and .rela.dyn for the entry code to
+    // apply. Our crates are built with relocation-model=pie
+    // (.cargo/config.toml), but the prebuilt core and alloc of the
+    // aarch64-unknown-none target are not: their constants hold absolute
+    // pointers in .rodata, hence `-z notext` (the entry code relocates
+    // through the writable boot map, before the final map makes them
+    // read-only). No RELRO segment: the final map does that part itself.
+    for arg in ["-pie", "--no-dynamic-linker", "-z", "notext", "-z", "norelro"] {
+        println!("cargo:rustc-link-arg-examples={arg}");
+    }
 }
 
 /// The codec demo's clip, embedded in images: 30 procedural 320x240 frames,
