@@ -181,3 +181,25 @@ fn hello_boots_with_ram_above_4_gib() {
     assert!(heap_kib > 4 * 1024 * 1024 - 64 * 1024, "heap of {heap_kib} KiB");
     assert_eq!(outcome.exit_line_status, Some(0));
 }
+
+#[test]
+fn hello_boots_at_another_load_address() {
+    // A booti-style loader (xtask's load_address: QEMU's generic loader and
+    // a boot stub, x0 = the tree) puts the image at a 2 MiB boundary other
+    // than RAM base + text_offset, and at an arbitrary page at EL2: the
+    // image relocates itself and reports where it runs.
+    for (el2, address) in [(false, 0x4040_0000u64), (true, 0x4123_4000)] {
+        let variant = Variant { gic_version: 3, el2 };
+        let mut launch =
+            common::launch(xtask::image::ImageBuild::new("hello"), variant, common::tree(variant, &[]), &[], &[]);
+        launch.load_address = Some(address);
+        let outcome = xtask::run::run(&launch, common::TIMEOUT, false).unwrap();
+        println!("--- console (loaded at {address:#x}, {}) ---\n{}--- end ---", variant.label(), outcome.console);
+        assert!(outcome.has_line("hello from tidepool"));
+        assert!(outcome.console.contains(&format!("image {address:#x}..")), "image not reported at {address:#x}");
+        let entered = format!("entered at EL{}, running at EL1", if el2 { 2 } else { 1 });
+        assert!(outcome.console.contains(&entered), "missing `{entered}`");
+        assert_eq!(outcome.exit_line_status, Some(0));
+        assert_eq!(outcome.qemu_status, Some(0), "semihosting exit code");
+    }
+}

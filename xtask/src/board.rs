@@ -29,6 +29,8 @@ impl Variant {
 #[derive(Clone, Debug)]
 pub struct Board {
     pub name: &'static str,
+    /// Where the machine's RAM starts (the private RAM comes first).
+    pub ram_base: u64,
     /// Private RAM, without an fd: a vhost-user backend never sees it.
     pub private_ram_mib: u64,
     /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
@@ -38,7 +40,8 @@ pub struct Board {
     pub region_ram_mib: u64,
 }
 
-pub const BOARDS: &[Board] = &[Board { name: "qemu-virt", private_ram_mib: 128, pool_ram_mib: 16, region_ram_mib: 16 }];
+pub const BOARDS: &[Board] =
+    &[Board { name: "qemu-virt", ram_base: 0x4000_0000, private_ram_mib: 128, pool_ram_mib: 16, region_ram_mib: 16 }];
 
 impl Board {
     pub fn find(name: &str) -> Result<&'static Board> {
