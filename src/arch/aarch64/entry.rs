@@ -11,7 +11,7 @@
 //! turn on the MMU with a boot identity map (Rust code makes unaligned
 //! accesses, which fault on the Device memory the MMU-off state implies; and
 //! atomics need normal memory), apply the image's relocations, zero .bss,
-//! set the stack and the vectors, then call `rust_start(dtb, entry_el)`.
+//! set the stacks and the vectors, then call `rust_start(dtb, entry_el)`.
 //!
 //! The image runs wherever the loader put it (Image header flag bit 3). It
 //! is linked as a static PIE: code reaches everything PC-relative (`adr`,
@@ -148,9 +148,17 @@ el1_entry:
     stp     xzr, xzr, [x9], #16
     b       4b
 
-5:  adrp    x9, __stack_end
+    // Two stacks: SP_EL1 is the exception stack (exceptions to EL1 always
+    // switch to it), SP_EL0 the stack everything else runs on (SPSel = 0).
+    // An exception taken on a broken SP_EL0 (a stack overflow into its
+    // guard page) therefore still has a stack to report it from.
+5:  adrp    x9, __exception_stack_end
+    add     x9, x9, :lo12:__exception_stack_end
+    mov     sp, x9                  // SPSel is 1 here: this sets SP_EL1
+    adrp    x9, __stack_end
     add     x9, x9, :lo12:__stack_end
-    mov     sp, x9
+    msr     sp_el0, x9
+    msr     spsel, #0
     adrp    x9, tidepool_vectors
     add     x9, x9, :lo12:tidepool_vectors
     msr     vbar_el1, x9
