@@ -246,3 +246,22 @@ fn a_stack_overflow_is_reported_from_the_guard_page() {
         assert_eq!(outcome.qemu_status, Some(102));
     }
 }
+
+#[test]
+fn an_overflow_of_the_exception_stack_is_reported_too() {
+    // The recursion runs in a timer interrupt handler, on the exception
+    // stack: the fault in its guard page is taken at the "SPx" vectors,
+    // which restart at the top of the exception stack to report it.
+    let outcome = common::boot("stack_overflow", Variant::default(), &["stack_overflow.in=irq"], &[]);
+    assert!(outcome.has_line("recursing in an interrupt handler until the exception stack overflows"));
+    let report = outcome.console.lines().find(|line| line.starts_with("*** stack overflow: data abort at FAR 0x"));
+    let report = report.expect("a stack overflow report");
+    assert!(report.contains("in the guard page below the exception stack ("), "{report}");
+    assert!(
+        outcome.console.contains("unhandled exception: Synchronous from current EL, SPx (in an exception handler)")
+    );
+    assert!(!outcome.console.contains("did not overflow"));
+    assert!(!outcome.console.contains("never came"));
+    assert_eq!(outcome.exit_line_status, Some(102));
+    assert_eq!(outcome.qemu_status, Some(102));
+}
