@@ -37,10 +37,23 @@ fn main() {
     // The board script INCLUDEs image.ld, found through the search path.
     println!("cargo:rustc-link-arg-examples=-L{}", manifest_dir.join("linker").display());
     println!("cargo:rustc-link-arg-examples=-T{}", script.display());
+    // A static PIE: no interpreter, and .rela.dyn for the entry code to
+    // apply. Our crates are built with relocation-model=pie
+    // (.cargo/config.toml), but the prebuilt core and alloc of the
+    // aarch64-unknown-none target are not: their constants hold absolute
+    // pointers in .rodata, hence `-z notext` (the entry code relocates
+    // through the writable boot map, before the final map makes them
+    // read-only). No RELRO segment: the final map does that part itself.
+    const PIE_LINK_ARGS: [&str; 6] = ["-pie", "--no-dynamic-linker", "-z", "notext", "-z", "norelro"];
+    for arg in PIE_LINK_ARGS {
+        println!("cargo:rustc-link-arg-examples={arg}");
+    }
     // Packages with images of their own (demos/) link them the same way:
-    // their build scripts get these as DEP_TIDEPOOL_LINKER_DIR and _SCRIPT.
+    // their build scripts get these as DEP_TIDEPOOL_LINKER_DIR, _SCRIPT and
+    // _LINK_ARGS.
     println!("cargo::metadata=linker_dir={}", manifest_dir.join("linker").display());
     println!("cargo::metadata=linker_script={}", script.display());
+    println!("cargo::metadata=link_args={}", PIE_LINK_ARGS.join(" "));
 }
 
 /// A device tree built into the image (`$TIDEPOOL_BUILTIN_DTB`), for

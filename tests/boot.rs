@@ -55,7 +55,9 @@ fn failing_test_case_fails_the_image() {
 #[test]
 fn data_abort_prints_a_report_and_fails() {
     let outcome = common::boot("data_abort", Variant::default(), &[], &[]);
-    assert!(outcome.console.contains("unhandled exception: Synchronous from current EL, SPx"));
+    // The image runs on SP_EL0 (exceptions are taken on SP_EL1): the "SP0" vectors.
+    assert!(outcome.console.contains("unhandled exception: Synchronous from current EL, SP0"));
+    assert!(!outcome.console.contains("stack overflow"));
     assert!(outcome.console.contains("data abort, translation fault, read"));
     assert!(outcome.console.contains("FAR  0x0000000000001000"));
     assert!(!outcome.console.contains("the access did not fault"));
@@ -180,4 +182,86 @@ fn hello_boots_with_ram_above_4_gib() {
         .expect("a heap size line");
     assert!(heap_kib > 4 * 1024 * 1024 - 64 * 1024, "heap of {heap_kib} KiB");
     assert_eq!(outcome.exit_line_status, Some(0));
+}
+
+#[test]
+fn hello_boots_at_another_load_address() {
+    // A booti-style loader (xtask's load_address: QEMU's generic loader and
+    // a boot stub, x0 = the tree) puts the image at a 2 MiB boundary other
+    // than RAM base + text_offset, and at an arbitrary page at EL2: the
+    // image relocates itself and reports where it runs.
+    for (el2, address) in [(false, 0x4040_0000u64), (true, 0x4123_4000)] {
+        let variant = Variant { gic_version: 3, el2 };
+        let mut launch =
+            common::launch(xtask::image::ImageBuild::new("hello"), variant, common::tree(variant, &[]), &[], &[]);
+        launch.load_address = Some(address);
+        let outcome = xtask::run::run(&launch, common::TIMEOUT, false).unwrap();
+        println!("--- console (loaded at {address:#x}, {}) ---\n{}--- end ---", variant.label(), outcome.console);
+        assert!(outcome.has_line("hello from tidepool"));
+        assert!(outcome.console.contains(&format!("image {address:#x}..")), "image not reported at {address:#x}");
+        let entered = format!("entered at EL{}, running at EL1", if el2 { 2 } else { 1 });
+        assert!(outcome.console.contains(&entered), "missing `{entered}`");
+        assert_eq!(outcome.exit_line_status, Some(0));
+        assert_eq!(outcome.qemu_status, Some(0), "semihosting exit code");
+    }
+}
+
+#[test]
+fn a_stack_overflow_is_reported_from_the_guard_page() {
+    // Unbounded recursion runs into the unmapped page below the boot stack;
+    // the handler, on its own stack, says so. Also at another load address,
+    // where the guard page must be at the image's run-time place.
+    for (load_address, image_base) in [(None, 0x4008_0000u64), (Some(0x4040_0000u64), 0x4040_0000)] {
+        let variant = Variant::default();
+        let mut launch = common::launch(
+            xtask::image::ImageBuild::new("stack_overflow"),
+            variant,
+            common::tree(variant, &[]),
+            &[],
+            &[],
+        );
+        launch.load_address = load_address;
+        let outcome = xtask::run::run(&launch, common::TIMEOUT, false).unwrap();
+        println!("--- console (image at {image_base:#x}) ---\n{}--- end ---", outcome.console);
+        assert!(outcome.has_line("recursing until the stack overflows"));
+        let report = outcome
+            .console
+            .lines()
+            .find(|line| line.starts_with("*** stack overflow: data abort at FAR 0x"))
+            .expect("a stack overflow report");
+        assert!(report.contains("in the guard page below the stack ("), "{report}");
+        let far = report
+            .strip_prefix("*** stack overflow: data abort at FAR 0x")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .expect("a FAR in the report");
+        // The guard lies inside the image (below 2 MiB from its start).
+        assert!(
+            (image_base..image_base + 0x20_0000).contains(&far),
+            "FAR {far:#x} not in the image at {image_base:#x}"
+        );
+        assert!(outcome.console.contains("data abort, translation fault, write"));
+        assert!(!outcome.console.contains("the stack did not overflow"));
+        assert_eq!(outcome.exit_line_status, Some(102));
+        assert_eq!(outcome.qemu_status, Some(102));
+    }
+}
+
+#[test]
+fn an_overflow_of_the_exception_stack_is_reported_too() {
+    // The recursion runs in a timer interrupt handler, on the exception
+    // stack: the fault in its guard page is taken at the "SPx" vectors,
+    // which restart at the top of the exception stack to report it.
+    let outcome = common::boot("stack_overflow", Variant::default(), &["stack_overflow.in=irq"], &[]);
+    assert!(outcome.has_line("recursing in an interrupt handler until the exception stack overflows"));
+    let report = outcome.console.lines().find(|line| line.starts_with("*** stack overflow: data abort at FAR 0x"));
+    let report = report.expect("a stack overflow report");
+    assert!(report.contains("in the guard page below the exception stack ("), "{report}");
+    assert!(
+        outcome.console.contains("unhandled exception: Synchronous from current EL, SPx (in an exception handler)")
+    );
+    assert!(!outcome.console.contains("did not overflow"));
+    assert!(!outcome.console.contains("never came"));
+    assert_eq!(outcome.exit_line_status, Some(102));
+    assert_eq!(outcome.qemu_status, Some(102));
 }

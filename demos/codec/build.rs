@@ -17,6 +17,12 @@ fn main() {
     // The board script INCLUDEs image.ld, found through the search path.
     println!("cargo:rustc-link-arg-examples=-L{}", PathBuf::from(linker_dir).display());
     println!("cargo:rustc-link-arg-examples=-T{}", PathBuf::from(script).display());
+    // The rest of how the runtime links its own images (a static PIE the
+    // entry code relocates).
+    let link_args = env::var("DEP_TIDEPOOL_LINK_ARGS").unwrap_or_default();
+    for arg in link_args.split_whitespace() {
+        println!("cargo:rustc-link-arg-examples={arg}");
+    }
 }
 
 /// The codec demo's clip, embedded in images: 30 procedural 320x240 frames,

@@ -11,7 +11,7 @@
 //! | exception reports | its own vectors; unhandled ones print a decoded report and exit 102 |
 //! | MMU | [`mmu`]: the final identity map ([`mmu::Kind`], [`mmu::MmuError`]) and later additions ([`mmu::map`]) |
 //! | boot map | [`BOOT_MAP_RAM`]: the RAM the entry's boot page tables map as normal memory |
-//! | time | [`counter`] and [`counter_frequency`], behind [`crate::time`] |
+//! | time | [`counter`] and [`counter_frequency`], behind [`crate::time`]; [`start_alarm`], a one-shot timer interrupt |
 //! | interrupt masking | [`irqs_enabled`], [`set_irqs_enabled`], [`without_irqs`], [`wait_for_interrupt`] |
 //! | interrupt controller | [`irqchip`]: `init`, `enable`, acknowledging and dispatching to [`crate::interrupts`] |
 //! | MMIO | [`mmio`]: single-instruction loads and stores a hypervisor can emulate |
@@ -34,7 +34,7 @@ use host as current;
 
 pub use current::{
     BOOT_MAP_RAM, RUNTIME_PRIVILEGE_LEVEL, counter, counter_frequency, halt, irqchip, irqs_enabled, mmio, mmu, power,
-    privilege_level, set_irqs_enabled, wait_for_interrupt,
+    privilege_level, set_irqs_enabled, start_alarm, wait_for_interrupt,
 };
 
 /// Runs `f` with IRQs masked, so that code an IRQ handler also runs (the

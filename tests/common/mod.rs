@@ -79,6 +79,7 @@ pub fn launch(spec: ImageBuild, variant: Variant, dtb: PathBuf, bootargs: &[&str
         dtb,
         bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
         extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        load_address: None,
     }
 }
 

@@ -63,6 +63,9 @@ pub struct Board {
     /// QEMU's machine and CPU (`[qemu] machine`, `cpu`).
     pub machine: String,
     pub cpu: String,
+    /// Where the machine's RAM starts (`[memory] ram-base`); the private
+    /// RAM comes first.
+    pub ram_base: u64,
     /// Private RAM, without an fd: a vhost-user backend never sees it.
     pub private_ram_mib: u64,
     /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
@@ -126,6 +129,7 @@ impl Board {
             load_address: number(&table, "", "load-address")?,
             machine: string(qemu, "qemu.", "machine")?,
             cpu: string(qemu, "qemu.", "cpu")?,
+            ram_base: number(memory, "memory.", "ram-base")?,
             private_ram_mib: number(memory, "memory.", "private-mib")?,
             pool_ram_mib: number(memory, "memory.", "pool-mib")?,
             region_ram_mib: number(memory, "memory.", "region-mib")?,

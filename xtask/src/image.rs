@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use object::read::elf::{ElfFile64, ProgramHeader};
+use object::read::elf::{ElfFile64, ProgramHeader, Rela, SectionHeader};
 use object::{Endianness, elf};
 
 use crate::{Result, bail, paths, run_command};
@@ -126,6 +126,7 @@ pub fn elf_to_raw(elf: &Path, output: &Path, load_address: u64) -> Result<()> {
     let data = fs::read(elf)?;
     let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| crate::Error(format!("{}: {e}", elf.display())))?;
     let endian = file.endian();
+    check_relocations(&file, &data, elf)?;
     let mut segments = Vec::new();
     for header in file.elf_program_headers() {
         if header.p_type(endian) != elf::PT_LOAD || header.p_filesz(endian) == 0 {
@@ -150,6 +151,41 @@ pub fn elf_to_raw(elf: &Path, output: &Path, load_address: u64) -> Result<()> {
         bail!("{}: no arm64 Image header at the start (is .init.head first?)", elf.display());
     }
     fs::write(output, image)?;
+    Ok(())
+}
+
+/// The entry code (src/arch/aarch64/entry.rs) applies `.rela.dyn` and knows
+/// only R_AARCH64_RELATIVE, so an image with any other dynamic relocation,
+/// or with relocations elsewhere, fails here instead of at boot.
+fn check_relocations(file: &ElfFile64<Endianness>, data: &[u8], elf: &Path) -> Result<()> {
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    for section in sections.iter() {
+        let kind = section.sh_type(endian);
+        let allocated = section.sh_flags(endian) & u64::from(elf::SHF_ALLOC) != 0;
+        if !allocated || !matches!(kind, elf::SHT_REL | elf::SHT_RELA | elf::SHT_RELR) {
+            continue;
+        }
+        let name = sections.section_name(endian, section).map(String::from_utf8_lossy).unwrap_or_default();
+        let Ok(Some((entries, _))) = section.rela(endian, data) else {
+            bail!("{}: relocation section {name} is not RELA, which the entry code cannot apply", elf.display());
+        };
+        if name != ".rela.dyn" {
+            bail!("{}: relocations in {name}; the entry code applies only .rela.dyn", elf.display());
+        }
+        for entry in entries {
+            let (kind, symbol) = (entry.r_type(endian, false), entry.r_sym(endian, false));
+            if kind != elf::R_AARCH64_RELATIVE || symbol != 0 {
+                bail!(
+                    "{}: relocation type {kind} (symbol {symbol}) at {:#x}: the entry code applies only \
+                     R_AARCH64_RELATIVE ({})",
+                    elf.display(),
+                    entry.r_offset(endian),
+                    elf::R_AARCH64_RELATIVE
+                );
+            }
+        }
+    }
     Ok(())
 }
 

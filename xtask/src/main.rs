@@ -33,6 +33,11 @@ Options:
   --board NAME          board (default qemu-virt)
   --gic 2|3             GIC version (default 3)
   --el2                 start the image at EL2 (QEMU virtualization=on)
+  --load-address ADDR   `run`: load the raw image at ADDR (hex 0x... or
+                        decimal, 4 KiB aligned, in RAM) with QEMU's generic
+                        loader and a boot stub, as U-Boot's booti would,
+                        instead of -kernel's RAM base + text_offset; the
+                        image relocates itself
   --debug               build without optimisations
   --timeout SECONDS     stop the guest after this long (default {default_timeout})
   --bootargs WORDS      extra kernel command line words (e.g. tidepool.log=debug)
@@ -75,6 +80,8 @@ struct Options {
     no_backend: bool,
     /// Start the backend even for an image that does not use it.
     force_backend: bool,
+    /// Where `run` loads the raw image (None: QEMU's -kernel placement).
+    load_address: Option<u64>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -91,6 +98,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
         dump_frames: None,
         no_backend: false,
         force_backend: false,
+        load_address: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| Error(format!("{name} needs a value")));
@@ -115,6 +123,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--dump-frames" => options.dump_frames = Some(absolute(value("--dump-frames")?)?),
             "--no-backend" => options.no_backend = true,
             "--backend" => options.force_backend = true,
+            "--load-address" => options.load_address = Some(parse_address(&value("--load-address")?)?),
             "-h" | "--help" => options.command = "help".into(),
             flag if flag.starts_with('-') => bail!("unknown option `{flag}` (see `cargo xtask help`)"),
             _ if options.target.is_none() => options.target = Some(arg),
@@ -122,6 +131,16 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
         }
     }
     Ok(options)
+}
+
+/// An address given as `0x...` hex or decimal.
+fn parse_address(text: &str) -> Result<u64> {
+    let digits = text.replace('_', "");
+    let parsed = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => digits.parse(),
+    };
+    parsed.map_err(|_| Error(format!("--load-address takes an address (0x40400000 or decimal), not `{text}`")))
 }
 
 fn image_build(options: &Options) -> ImageBuild {
@@ -161,7 +180,8 @@ fn real_main() -> Result<ExitCode> {
         }
         "run" => {
             let spec = image_build(&options);
-            let launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
+            let mut launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
+            launch.load_address = options.load_address;
             let wants_backend = BACKEND_IMAGES.contains(&spec.name.as_str()) || options.force_backend;
             let outcome = if wants_backend && !options.no_backend {
                 let mut backend = xtask::backend::BackendSpec::default();
@@ -282,5 +302,16 @@ mod tests {
         assert!(!help.contains('{'), "unfilled placeholder: {help}");
         let options = parse(["run".to_string()].into_iter()).unwrap();
         assert_eq!(options.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
+    }
+
+    #[test]
+    fn load_addresses_parse_as_hex_or_decimal() {
+        let args = |words: &[&str]| words.iter().map(|word| word.to_string()).collect::<Vec<_>>().into_iter();
+        let options = parse(args(&["run", "hello", "--load-address", "0x4040_0000"])).unwrap();
+        assert_eq!(options.load_address, Some(0x4040_0000));
+        assert_eq!(parse_address("1077936128").unwrap(), 0x4040_0000);
+        assert!(parse(args(&["run", "--load-address", "somewhere"])).is_err());
+        assert!(parse(args(&["run", "--load-address"])).is_err());
+        assert_eq!(parse(args(&["run"])).unwrap().load_address, None);
     }
 }

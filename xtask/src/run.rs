@@ -64,7 +64,7 @@ impl Drop for KillOnDrop {
 pub fn run(launch: &Launch, timeout: Duration, echo: bool) -> Result<Outcome> {
     // Declared before the child, so it is dropped after QEMU is reaped.
     let _launching = signals::Launching::start();
-    let mut command = launch.command();
+    let mut command = launch.command()?;
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // QEMU holds no state worth a clean shutdown.
     signals::die_with_parent(&mut command, libc::SIGKILL);

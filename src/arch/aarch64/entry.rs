@@ -10,8 +10,15 @@
 //! needed, enable FP/SIMD (the target uses NEON, so before any Rust code),
 //! turn on the MMU with a boot identity map (Rust code makes unaligned
 //! accesses, which fault on the Device memory the MMU-off state implies; and
-//! atomics need normal memory), zero .bss, set the stack and the vectors,
-//! then call `rust_start(dtb, entry_el)`.
+//! atomics need normal memory), apply the image's relocations, zero .bss,
+//! set the stacks and the vectors, then call `rust_start(dtb, entry_el)`.
+//!
+//! The image runs wherever the loader put it (Image header flag bit 3). It
+//! is linked as a static PIE: code reaches everything PC-relative (`adr`,
+//! `adrp`), and every absolute address stored in data has an
+//! R_AARCH64_RELATIVE entry in .rela.dyn, which the loop below applies with
+//! the load offset before any Rust code runs. Until then the code here uses
+//! only PC-relative addresses and plain constants.
 
 use core::arch::global_asm;
 
@@ -24,7 +31,8 @@ _head:
     .long   0                       // code1
     .quad   0x80000                 // text_offset
     .quad   __image_size            // image_size
-    .quad   0x2                     // flags: little endian, 4 KiB pages
+    .quad   0xa                     // flags: little endian, 4 KiB pages,
+                                    // placeable anywhere in RAM (bit 3)
     .quad   0, 0, 0                 // res2..res4
     .ascii  "ARM\x64"               // magic
     .long   0                       // res5
@@ -78,6 +86,13 @@ el1_entry:
     msr     cpacr_el1, x9
     isb
 
+    // The image must sit on a page boundary: the final map gives its code,
+    // constants and data different permissions page by page. A loader that
+    // honours text_offset from a 2 MiB-aligned base always does this.
+    adr     x9, _head
+    tst     x9, #0xfff
+    b.ne    reloc_failed
+
     // Boot identity map: see boot_page_table below.
     ldr     x9, =0xff04             // MAIR: attr0 Device-nGnRE, attr1 Normal WB
     msr     mair_el1, x9
@@ -99,7 +114,32 @@ el1_entry:
     msr     sctlr_el1, x9
     isb
 
-    adrp    x9, __bss_start
+    // Relocate: for each Elf64_Rela (r_offset, r_info, r_addend) in
+    // .rela.dyn, store r_addend + offset at r_offset + offset, where offset
+    // is the runtime address of _head minus its link address. Done with the
+    // MMU on, so the stores are cacheable like every later access to the
+    // same data (with the MMU off they would bypass the caches) and the boot
+    // map lets us write what the final map makes read-only. Nothing above
+    // reads a relocated word. With offset 0 the loop still runs: the linker
+    // leaves the relocated words zero.
+    adr     x9, _head
+    ldr     x10, =__image_link_start // absolute symbol: not itself relocated
+    sub     x11, x9, x10            // load offset
+    adrp    x12, __rela_start
+    add     x12, x12, :lo12:__rela_start
+    adrp    x13, __rela_end
+    add     x13, x13, :lo12:__rela_end
+7:  cmp     x12, x13
+    b.hs    8f
+    ldp     x14, x15, [x12], #16    // r_offset, r_info
+    ldr     x16, [x12], #8          // r_addend
+    cmp     x15, #1027              // R_AARCH64_RELATIVE, no symbol
+    b.ne    reloc_failed            // anything else needs a symbol we lack
+    add     x16, x16, x11
+    str     x16, [x14, x11]
+    b       7b
+
+8:  adrp    x9, __bss_start
     add     x9, x9, :lo12:__bss_start
     adrp    x10, __bss_end
     add     x10, x10, :lo12:__bss_end
@@ -107,9 +147,18 @@ el1_entry:
     b.hs    5f
     stp     xzr, xzr, [x9], #16
     b       4b
-5:  adrp    x9, __stack_end
+
+    // Two stacks: SP_EL1 is the exception stack (exceptions to EL1 always
+    // switch to it), SP_EL0 the stack everything else runs on (SPSel = 0).
+    // An exception taken on a broken SP_EL0 (a stack overflow into its
+    // guard page) therefore still has a stack to report it from.
+5:  adrp    x9, __exception_stack_end
+    add     x9, x9, :lo12:__exception_stack_end
+    mov     sp, x9                  // SPSel is 1 here: this sets SP_EL1
+    adrp    x9, __stack_end
     add     x9, x9, :lo12:__stack_end
-    mov     sp, x9
+    msr     sp_el0, x9
+    msr     spsel, #0
     adrp    x9, tidepool_vectors
     add     x9, x9, :lo12:tidepool_vectors
     msr     vbar_el1, x9
@@ -119,11 +168,23 @@ el1_entry:
     bl      rust_start
 6:  wfe
     b       6b
+
+// The image cannot run here: loaded off a page boundary, or .rela.dyn holds
+// a relocation other than R_AARCH64_RELATIVE (xtask's image build refuses
+// such an ELF, so only a differently built image gets here). Nothing can be
+// printed before the relocations are applied, so stop; x9 holds the load
+// address or x15 the offending r_info for a debugger.
+reloc_failed:
+    wfe
+    b       reloc_failed
 .ltorg
 
 // Level 1 table, 1 GiB blocks: the first GiB (device windows on every board
 // we support) as Device-nGnRE and execute-never, the next three as normal
 // memory. The runtime replaces it with an exact map built from the tree.
+// The entries are physical addresses, not relocated: the table is an
+// identity map of fixed GiBs, so it covers the image wherever a loader puts
+// it in 1..4 GiB (an image loaded elsewhere cannot run, as before).
 .section .rodata.boot_page_table, "a"
 .balign 4096
 boot_page_table:

@@ -1,4 +1,5 @@
-//! Decoding of ESR_ELx for the exception report. Pure, so host-tested.
+//! Decoding of ESR_ELx for the exception report, and telling a stack
+//! overflow from other faults. Pure, so host-tested.
 
 use core::fmt;
 
@@ -62,6 +63,29 @@ pub fn fault_status_name(fsc: u64) -> &'static str {
     }
 }
 
+/// An unmapped page directly below a stack (linker/image.ld): a fault in it
+/// means that stack overflowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackGuard {
+    pub base: u64,
+    pub size: u64,
+    /// Which stack it guards, for the report.
+    pub stack: &'static str,
+}
+
+/// The guard page a data abort hit, if it hit one: then the stack above it
+/// overflowed. FAR is only meaningful for aborts, so other classes never
+/// match.
+pub fn guard_fault(esr: u64, far: u64, guards: &[StackGuard]) -> Option<StackGuard> {
+    let ec = (esr >> 26) & 0x3f;
+    // ISS.FnV (bit 10): FAR does not hold the faulting address.
+    let far_valid = esr & (1 << 10) == 0;
+    if !matches!(ec, 0x24 | 0x25) || !far_valid {
+        return None;
+    }
+    guards.iter().copied().find(|guard| far >= guard.base && far - guard.base < guard.size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +111,24 @@ mod tests {
         assert_eq!(exception_class_name(0x3c), "BRK instruction");
         assert_eq!(exception_class_name(0x16), "HVC");
         assert!(!EsrReport(0xf200_0000).to_string().contains("fault"));
+    }
+
+    #[test]
+    fn a_data_abort_in_a_guard_page_is_a_stack_overflow() {
+        let guards = [
+            StackGuard { base: 0x4010_0000, size: 0x1000, stack: "the stack" },
+            StackGuard { base: 0x4020_0000, size: 0x1000, stack: "the exception stack" },
+        ];
+        // Data abort, translation fault, write, at the top and bottom of the
+        // first guard and inside the second.
+        let write_fault = 0x9600_0046;
+        assert_eq!(guard_fault(write_fault, 0x4010_0ff0, &guards).map(|g| g.stack), Some("the stack"));
+        assert_eq!(guard_fault(write_fault, 0x4010_0000, &guards).map(|g| g.stack), Some("the stack"));
+        assert_eq!(guard_fault(write_fault, 0x4020_0008, &guards).map(|g| g.stack), Some("the exception stack"));
+        // Just outside, another class, or FAR not valid: not an overflow.
+        assert_eq!(guard_fault(write_fault, 0x4010_1000, &guards), None);
+        assert_eq!(guard_fault(write_fault, 0x400f_fff8, &guards), None);
+        assert_eq!(guard_fault(0x8600_0006, 0x4010_0ff0, &guards), None, "instruction abort");
+        assert_eq!(guard_fault(write_fault | (1 << 10), 0x4010_0ff0, &guards), None, "FnV set");
     }
 }

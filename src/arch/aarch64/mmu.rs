@@ -2,7 +2,9 @@
 //! that discovery produced. It replaces the boot map the entry code set up.
 //!
 //! Attribute index 0 is Device-nGnRE and index 1 Normal write-back, as the
-//! MAIR programmed at entry says. Everything not mapped here faults.
+//! MAIR programmed at entry says. Everything not mapped here faults, and so
+//! do the guard pages below the image's two stacks, whatever the caller
+//! maps: that is how a stack overflow is caught.
 
 use aarch64_paging::MapError;
 use aarch64_paging::descriptor::El1Attributes;
@@ -103,7 +105,7 @@ fn region(range: Range) -> Result<MemoryRegion, MmuError> {
 }
 
 /// Builds the map from `(range, kind)` pairs (later pairs win where they
-/// overlap) and switches to it.
+/// overlap), leaves the stack guard pages unmapped, and switches to it.
 ///
 /// # Safety
 ///
@@ -113,6 +115,12 @@ pub unsafe fn activate(ranges: &[(Range, Kind)]) -> Result<(), MmuError> {
     let mut table = IdMap::with_asid(ASID, ROOT_LEVEL, El1And0);
     for &(range, kind) in ranges {
         table.map_range(&region(range)?, kind.attributes()).map_err(|error| MmuError::Map(range, error))?;
+    }
+    #[cfg(feature = "image")]
+    for guard in super::exceptions::stack_guards() {
+        let range = Range { base: guard.base, size: guard.size };
+        // Without VALID the entries are written invalid: the page faults.
+        table.map_range(&region(range)?, El1Attributes::empty()).map_err(|error| MmuError::Map(range, error))?;
     }
     // SAFETY: the caller promises the map covers everything in use; the boot
     // map it replaces is an identity map too, so the switch keeps every

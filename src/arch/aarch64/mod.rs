@@ -23,7 +23,7 @@ mod semihosting;
 mod timer;
 
 #[cfg(target_arch = "aarch64")]
-pub use timer::{counter, counter_frequency};
+pub use timer::{counter, counter_frequency, start_alarm};
 
 /// RAM the entry's boot page table maps as normal memory (`boot_page_table`
 /// in entry.rs: GiB 1 to 4), where the loader's tree and the early heap

@@ -36,6 +36,9 @@ pub fn counter() -> u64 {
     READS.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Host builds have no timer interrupt to raise.
+pub fn start_alarm(_ticks: u64) {}
+
 /// Ticks per second of [`counter`].
 pub fn counter_frequency() -> u64 {
     if cfg!(test) { 1_000_000_000 } else { 1_000_000 }
