@@ -122,7 +122,7 @@ impl MmioRegisters {
 }
 
 #[cfg(target_arch = "aarch64")]
-mod access {
+pub(crate) mod access {
     //! Single-instruction accesses (see [`super::MmioRegisters`]).
     //!
     //! Every function requires `ptr` to be valid for a device access of its
@@ -130,14 +130,14 @@ mod access {
 
     use core::arch::asm;
 
-    pub unsafe fn read32(ptr: *mut u8) -> u32 {
+    pub(crate) unsafe fn read32(ptr: *mut u8) -> u32 {
         let value: u32;
         // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
         unsafe { asm!("ldr {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
         value
     }
 
-    pub unsafe fn read16(ptr: *mut u8) -> u16 {
+    pub(crate) unsafe fn read16(ptr: *mut u8) -> u16 {
         let value: u32;
         // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
         unsafe { asm!("ldrh {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
@@ -145,7 +145,7 @@ mod access {
         value as u16
     }
 
-    pub unsafe fn read8(ptr: *mut u8) -> u8 {
+    pub(crate) unsafe fn read8(ptr: *mut u8) -> u8 {
         let value: u32;
         // SAFETY: the caller guarantees `ptr` is a valid MMIO address.
         unsafe { asm!("ldrb {v:w}, [{p}]", "dmb oshld", v = out(reg) value, p = in(reg) ptr, options(nostack)) };
@@ -153,19 +153,19 @@ mod access {
         value as u8
     }
 
-    pub unsafe fn write32(ptr: *mut u8, value: u32) {
+    pub(crate) unsafe fn write32(ptr: *mut u8, value: u32) {
         // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
         unsafe { asm!("dmb oshst", "str {v:w}, [{p}]", v = in(reg) value, p = in(reg) ptr, options(nostack)) };
     }
 
-    pub unsafe fn write16(ptr: *mut u8, value: u16) {
+    pub(crate) unsafe fn write16(ptr: *mut u8, value: u16) {
         // SAFETY: the caller guarantees `ptr` is a valid, aligned MMIO address.
         unsafe {
             asm!("dmb oshst", "strh {v:w}, [{p}]", v = in(reg) u32::from(value), p = in(reg) ptr, options(nostack))
         };
     }
 
-    pub unsafe fn write8(ptr: *mut u8, value: u8) {
+    pub(crate) unsafe fn write8(ptr: *mut u8, value: u8) {
         // SAFETY: the caller guarantees `ptr` is a valid MMIO address.
         unsafe {
             asm!("dmb oshst", "strb {v:w}, [{p}]", v = in(reg) u32::from(value), p = in(reg) ptr, options(nostack))
@@ -174,7 +174,7 @@ mod access {
 }
 
 #[cfg(not(target_arch = "aarch64"))]
-mod access {
+pub(crate) mod access {
     //! Volatile accesses for other architectures (host builds; there is no
     //! virtio-mmio window to talk to there, but the type must compile).
     //!
@@ -184,40 +184,40 @@ mod access {
     use core::ptr::{read_volatile, write_volatile};
     use core::sync::atomic::{Ordering, fence};
 
-    pub unsafe fn read32(ptr: *mut u8) -> u32 {
+    pub(crate) unsafe fn read32(ptr: *mut u8) -> u32 {
         // SAFETY: the caller guarantees `ptr` is valid and aligned.
         let value = unsafe { read_volatile(ptr.cast::<u32>()) };
         fence(Ordering::Acquire);
         value
     }
 
-    pub unsafe fn read16(ptr: *mut u8) -> u16 {
+    pub(crate) unsafe fn read16(ptr: *mut u8) -> u16 {
         // SAFETY: the caller guarantees `ptr` is valid and aligned.
         let value = unsafe { read_volatile(ptr.cast::<u16>()) };
         fence(Ordering::Acquire);
         value
     }
 
-    pub unsafe fn read8(ptr: *mut u8) -> u8 {
+    pub(crate) unsafe fn read8(ptr: *mut u8) -> u8 {
         // SAFETY: the caller guarantees `ptr` is valid.
         let value = unsafe { read_volatile(ptr) };
         fence(Ordering::Acquire);
         value
     }
 
-    pub unsafe fn write32(ptr: *mut u8, value: u32) {
+    pub(crate) unsafe fn write32(ptr: *mut u8, value: u32) {
         fence(Ordering::Release);
         // SAFETY: the caller guarantees `ptr` is valid and aligned.
         unsafe { write_volatile(ptr.cast::<u32>(), value) }
     }
 
-    pub unsafe fn write16(ptr: *mut u8, value: u16) {
+    pub(crate) unsafe fn write16(ptr: *mut u8, value: u16) {
         fence(Ordering::Release);
         // SAFETY: the caller guarantees `ptr` is valid and aligned.
         unsafe { write_volatile(ptr.cast::<u16>(), value) }
     }
 
-    pub unsafe fn write8(ptr: *mut u8, value: u8) {
+    pub(crate) unsafe fn write8(ptr: *mut u8, value: u8) {
         fence(Ordering::Release);
         // SAFETY: the caller guarantees `ptr` is valid.
         unsafe { write_volatile(ptr, value) }

@@ -9,6 +9,6 @@
 pub mod irq;
 pub mod mmio;
 mod mmio_fake;
-mod mmio_regs;
+pub(crate) mod mmio_regs;
 #[cfg(target_arch = "aarch64")]
 pub mod probe;
