@@ -158,6 +158,11 @@ impl BarAllocator {
         pass(first).chain(pass(second))
     }
 
+    /// Marks `range` as taken (a BAR placed by an earlier probe).
+    pub fn reserve(&mut self, range: Range) {
+        self.taken.push(range);
+    }
+
     /// Validates a BAR that arrived assigned and reserves its range.
     pub fn keep(&mut self, bdf: Bdf, bar: &mut Bar) -> Result<(), PciError> {
         let fail = |kind| PciError { bdf, kind };
