@@ -183,6 +183,31 @@ impl PciHostBridge {
     }
 }
 
+/// One line for the boot summary.
+impl core::fmt::Display for PciHostBridge {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mechanism = match self.mechanism {
+            ConfigMechanism::Ecam => "ecam",
+            ConfigMechanism::Cam => "cam",
+        };
+        write!(f, "pci: {} {mechanism} {} buses {}..={}", self.node, self.config, self.bus_start, self.bus_end)?;
+        for window in self.memory_windows() {
+            let bits = if window.space == SpaceCode::Memory64 { 64 } else { 32 };
+            write!(f, "; mem{bits} {}", window.cpu)?;
+        }
+        if let Some(pool) = self.pool {
+            write!(f, "; pool {pool}")?;
+        }
+        for function in &self.function_pools {
+            write!(f, "; {:02x}:{:02x}.{} pool {}", function.bus, function.device, function.function, function.pool)?;
+        }
+        for refused in &self.refused_windows {
+            write!(f, "; not used: {}", refused.kind)?;
+        }
+        Ok(())
+    }
+}
+
 /// A bridge as read in the walk, before phandles are resolved.
 pub(super) struct PendingBridge<'a> {
     path: NodePath,

@@ -1219,6 +1219,12 @@ impl fmt::Display for Platform {
                 Err(error) => writeln!(f, "  unusable: {error}")?,
             }
         }
+        for bridge in &self.pci {
+            match bridge {
+                Ok(bridge) => writeln!(f, "{bridge}")?,
+                Err(error) => writeln!(f, "pci: unusable: {error}")?,
+            }
+        }
         match &self.gic {
             Some(Gic::V2 { distributor, cpu_interface }) => {
                 writeln!(f, "gic: v2 distributor {distributor} cpu interface {cpu_interface}")?

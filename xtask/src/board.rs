@@ -25,10 +25,24 @@ impl Variant {
     }
 }
 
+/// How the board attaches virtio devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtioTransport {
+    /// virtio-mmio slots (`-device NAME-device`).
+    Mmio,
+    /// Modern virtio-pci behind the ECAM host bridge (`-device
+    /// NAME-pci,disable-legacy=on`); BARs are assigned by the guest.
+    Pci,
+}
+
 /// A board the launcher can start.
 #[derive(Clone, Debug)]
 pub struct Board {
     pub name: &'static str,
+    /// The board images are built for (`TIDEPOOL_BOARD`): boards that differ
+    /// only in what the tree describes share images.
+    pub image_board: &'static str,
+    pub transport: VirtioTransport,
     /// Private RAM, without an fd: a vhost-user backend never sees it.
     pub private_ram_mib: u64,
     /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
@@ -38,7 +52,26 @@ pub struct Board {
     pub region_ram_mib: u64,
 }
 
-pub const BOARDS: &[Board] = &[Board { name: "qemu-virt", private_ram_mib: 128, pool_ram_mib: 16, region_ram_mib: 16 }];
+pub const BOARDS: &[Board] = &[
+    Board {
+        name: "qemu-virt",
+        image_board: "qemu-virt",
+        transport: VirtioTransport::Mmio,
+        private_ram_mib: 128,
+        pool_ram_mib: 16,
+        region_ram_mib: 16,
+    },
+    // The same machine and NUMA split, with every virtio device (the
+    // hostmem device included) on PCI; the image is qemu-virt's.
+    Board {
+        name: "qemu-virt-pci",
+        image_board: "qemu-virt",
+        transport: VirtioTransport::Pci,
+        private_ram_mib: 128,
+        pool_ram_mib: 16,
+        region_ram_mib: 16,
+    },
+];
 
 impl Board {
     pub fn find(name: &str) -> Result<&'static Board> {
@@ -48,6 +81,29 @@ impl Board {
                 let known: Vec<_> = BOARDS.iter().map(|board| board.name).collect();
                 bail!("unknown board `{name}` (known: {})", known.join(", "))
             }
+        }
+    }
+
+    /// The `-device` value of a stock virtio device on this board, from its
+    /// QEMU base name (`virtio-rng`, `virtio-blk`, ...) and options.
+    pub fn virtio_device(&self, base: &str, options: &str) -> String {
+        let mut device = match self.transport {
+            VirtioTransport::Mmio => format!("{base}-device"),
+            // Modern only: the runtime does not drive legacy virtio-pci.
+            VirtioTransport::Pci => format!("{base}-pci,disable-legacy=on"),
+        };
+        if !options.is_empty() {
+            device.push(',');
+            device.push_str(options);
+        }
+        device
+    }
+
+    /// The generic vhost-user device (hostmem) QEMU offers for this board.
+    pub fn generic_device(&self, qemu: &crate::setup::Qemu) -> &'static str {
+        match self.transport {
+            VirtioTransport::Mmio => qemu.generic_device,
+            VirtioTransport::Pci => qemu.generic_pci_device,
         }
     }
 
