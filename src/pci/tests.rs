@@ -282,3 +282,47 @@ fn config_reads_of_absent_functions_are_all_ones() {
     assert_eq!(config.read16(bdf(4, 0), header::VENDOR_ID), 0xffff);
     assert!(enumerate(&config, 0, 3).is_empty());
 }
+
+#[test]
+fn ecam_and_cam_addressing() {
+    use crate::devicetree::ConfigMechanism;
+    use config::EcamConfig;
+    // Two buses (2..=3) of CAM: 64 KiB each.
+    let mut memory = vec![0u32; 2 * (1 << 16) / 4];
+    {
+        let base = core::ptr::NonNull::new(memory.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: `memory` is a 4-aligned buffer of two CAM buses, only
+        // accessed through `cam` until the end of this block.
+        let mut cam = unsafe { EcamConfig::new(base, ConfigMechanism::Cam, 2, 3) };
+        let function = Bdf::new(3, 2, 5).unwrap();
+        cam.write32(function, 0x10, 0x1234_5678);
+        cam.write16(function, 0x06, 0xbeef);
+        assert_eq!(cam.read32(function, 0x10), 0x1234_5678);
+        assert_eq!(cam.read16(function, 0x06), 0xbeef);
+        assert_eq!(cam.read8(function, 0x12), 0x34);
+        // Outside the bus range, past the 256-byte function, misaligned:
+        // all ones, writes dropped.
+        assert_eq!(cam.read32(Bdf::new(4, 0, 0).unwrap(), 0), u32::MAX);
+        assert_eq!(cam.read32(Bdf::new(1, 0, 0).unwrap(), 0), u32::MAX);
+        assert_eq!(cam.read32(function, 0x100), u32::MAX);
+        cam.write32(function, 0x11, 0);
+        assert_eq!(cam.read32(function, 0x10), 0x1234_5678);
+    }
+    // bus 3 - 2 = 1 -> 1 << 16; device 2 -> 2 << 11; function 5 -> 5 << 8.
+    let at = ((1 << 16) | (2 << 11) | (5 << 8) | 0x10) / 4;
+    assert_eq!(memory[at], 0x1234_5678);
+
+    // ECAM: one bus of 1 MiB; device 31 function 7 at the top.
+    let mut memory = vec![0u32; (1 << 20) / 4];
+    {
+        let base = core::ptr::NonNull::new(memory.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: as above, one ECAM bus.
+        let mut ecam = unsafe { EcamConfig::new(base, ConfigMechanism::Ecam, 0, 0) };
+        let last = Bdf::new(0, 31, 7).unwrap();
+        ecam.write32(last, 0xffc, 7);
+        assert_eq!(ecam.function_size(), 4096);
+        assert_eq!(ecam.read32(last, 0x1000), u32::MAX);
+    }
+    assert_eq!(memory[((31 << 15) | (7 << 12) | 0xffc) / 4], 7);
+    assert!(Bdf::new(0, 32, 0).is_none() && Bdf::new(0, 0, 8).is_none());
+}
