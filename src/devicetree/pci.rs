@@ -247,8 +247,9 @@ pub(super) struct Context<'r> {
     pub other_windows: &'r [(NodePath, Range)],
     /// Resolves a `memory-region` phandle to a usable pool index.
     pub pool: &'r dyn Fn(&NodePath, u32) -> Result<usize, DtError>,
-    /// Whether the phandle names the GIC.
-    pub is_gic: &'r dyn Fn(u32) -> bool,
+    /// `Ok` if the phandle names the GIC, else why it cannot be an
+    /// interrupt parent here (dangling, duplicate, or another node).
+    pub gic_parent: &'r dyn Fn(u32) -> Result<(), DtErrorKind>,
 }
 
 fn too_many(limit: usize) -> DtErrorKind {
@@ -432,9 +433,7 @@ impl<'a> PciScan<'a> {
             let (Some(child_hi), Some(pin), Some(phandle)) = (cell(0), cell(3), cell(4)) else {
                 return Err(fail(DtErrorKind::BadLength { len: map.len() as u32, unit: 4 }));
             };
-            if !(context.is_gic)(phandle) {
-                return Err(fail(DtErrorKind::UnsupportedInterruptParent { node: NodePath::new("(phandle)") }));
-            }
+            (context.gic_parent)(phandle).map_err(fail)?;
             let controller = self
                 .controllers
                 .iter()

@@ -792,9 +792,14 @@ impl<'b, 'a> Scan<'b, 'a> {
             for device in virtio.iter().flatten() {
                 let _ = others.try_push((device.node, device.reg));
             }
-            let is_gic = |phandle| resolver.resolve(phandle).is_ok_and(|entry| entry.role == Role::Gic);
+            let gic_parent = |phandle| match resolver.resolve(phandle)? {
+                entry if entry.role == Role::Gic => Ok(()),
+                entry => Err(DtErrorKind::UnsupportedInterruptParent { node: node::path_of(self.fdt, entry.ordinal) }),
+            };
             let pool = |path: &NodePath, phandle| resolver.pool(path, phandle);
-            self.pci.finish(&PciContext { memory: &self.memory, other_windows: &others, pool: &pool, is_gic: &is_gic })
+            let context =
+                PciContext { memory: &self.memory, other_windows: &others, pool: &pool, gic_parent: &gic_parent };
+            self.pci.finish(&context)
         };
         let chosen = self.chosen.unwrap_or_default();
         let mut bootargs = ArrayString::new();

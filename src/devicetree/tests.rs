@@ -1249,3 +1249,20 @@ fn hostile_pci_bridges_are_left_out() {
     // None of them is mapped.
     assert!(platform.device_windows().all(|window| window.base != 0x3f00_0000 && window.base != 0x3f50_0000));
 }
+
+#[test]
+fn pci_interrupt_map_must_name_the_gic() {
+    // QEMU's interrupt-map names the GIC by phandle 0x8002; make the first
+    // entry name the PL061 (0x8004 in this tree) instead.
+    let mut blob = GICV3.to_vec();
+    let needle: Vec<u8> = [0u32, 0, 0, 1, 0x8002].iter().flat_map(|cell| cell.to_be_bytes()).collect();
+    let at = blob.windows(needle.len()).position(|window| window == needle.as_slice()).expect("interrupt-map");
+    blob[at + 16..at + 20].copy_from_slice(&0x8004u32.to_be_bytes());
+    let platform = platform(&blob);
+    let error = bridge_error(&platform, "/pcie@10000000");
+    assert_eq!(error.property.as_str(), "interrupt-map");
+    assert!(
+        matches!(error.kind, DtErrorKind::UnsupportedInterruptParent { node } if node.as_str().starts_with("/pl061")),
+        "{error}"
+    );
+}

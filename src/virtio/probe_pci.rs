@@ -19,7 +19,7 @@ use super::pci::{MODERN_DEVICE_IDS, MmioSpan, PciRegions, PciTransport, VIRTIO_V
 use super::probe::{Device, DmaPolicy, PoolRefusal, ProbeError, pool_slot};
 use super::transport::{ProbedTransport, TransportError, WindowClaim};
 use crate::Boot;
-use crate::devicetree::{DtError, PciHostBridge, Range};
+use crate::devicetree::{DtError, PciHostBridge};
 use crate::pci::bar::{BarAllocator, Bars};
 use crate::pci::caps::{BarSlice, virtio_caps};
 use crate::pci::config::{Bdf, EcamConfig};
@@ -216,14 +216,22 @@ fn probe_function(
         },
         shared_memory,
     };
-    let common_bar = bars.get(usize::from(caps.common.bar)).copied().flatten().and_then(|bar| bar.cpu_range());
+    // The BAR holding the common configuration names the device in
+    // messages; virtio_caps checked that it is an implemented memory BAR,
+    // and every such BAR was placed.
+    let common_bar = bars.get(usize::from(caps.common.bar)).copied().flatten().and_then(|bar| bar.cpu_range()).ok_or(
+        PciProblem::Function(PciError {
+            bdf,
+            kind: crate::pci::PciErrorKind::CapabilityBadBar { cfg_type: 1, bar: caps.common.bar },
+        }),
+    )?;
     let interrupt = match function.interrupt_pin {
         pin @ 1..=4 => bridge.intx(bdf.bus(), bdf.device(), bdf.function(), pin),
         _ => None,
     };
     let transport = PciTransport::new(function.device_id, regions).with_access_platform(true);
     Ok(Device {
-        reg: common_bar.unwrap_or(Range { base: 0, size: 1 }),
+        reg: common_bar,
         interrupt,
         device_id: u32::from(function.device_id - 0x1040),
         pool_slot,
