@@ -1266,3 +1266,20 @@ fn pci_interrupt_map_must_name_the_gic() {
         "{error}"
     );
 }
+
+#[test]
+fn malformed_pci_bridges_are_left_out() {
+    let platform = platform(fixture!("bad-pci-cells"));
+    bridge(&platform, "/pcie@10000000");
+    let error = bridge_error(&platform, "/pci@7");
+    assert_eq!((error.property.as_str(), error.kind), ("#address-cells", DtErrorKind::BadCells { cells: 2 }));
+    let error = bridge_error(&platform, "/pci@8");
+    assert_eq!(error.property.as_str(), "bus-range");
+    assert!(matches!(error.kind, DtErrorKind::UnsupportedValue { .. }), "{error}");
+    let error = bridge_error(&platform, "/pci@9");
+    assert_eq!(error.property.as_str(), "ranges");
+    assert!(matches!(error.kind, DtErrorKind::UnsupportedValue { .. }), "{error}");
+    // Only QEMU's bridge is mapped.
+    let pci_windows = platform.pci_bridges().iter().flatten().flat_map(|bridge| bridge.device_windows()).count();
+    assert_eq!(pci_windows, 2);
+}
