@@ -1,8 +1,8 @@
 //! Drives QEMU's virtio-rng and virtio-blk through their restricted DMA
 //! pools and checks the data, the ring placement and the pool counters.
 //!
-//! Expects (as tests/restricted_dma.rs launches it): `-device
-//! virtio-rng-device` and a virtio-blk disk whose sector 0 holds
+//! Expects (as tests/restricted_dma.rs and tests/pci.rs launch it): a
+//! virtio-rng device (virtio-mmio or virtio-pci) and a virtio-blk disk whose sector 0 holds
 //! [`DISK_MAGIC`] followed by bytes `i * 7 mod 251`; the image writes
 //! [`WRITTEN`] into sector 8, which the host test checks afterwards.
 #![no_std]
@@ -79,6 +79,7 @@ fn rng_through_its_pool(boot: &Boot) -> TestResult {
 
 fn rng_case<H: Hal>(device: Device, slot: usize, boot: &Boot) -> TestResult {
     let window = device.reg;
+    let location = device.pci;
     let before = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
     let mut rng =
         VirtIORng::<H, _>::new(device.transport).map_err(|e| tidepool::TestFailure(alloc::format!("{e:?}")))?;
@@ -88,7 +89,13 @@ fn rng_case<H: Hal>(device: Device, slot: usize, boot: &Boot) -> TestResult {
     // Probing again while the driver runs must leave its device alone (a
     // second transport's drop would reset it under the driver).
     let again = probe::probe(boot, DmaPolicy::Strict);
-    let seen_in_use = again.iter().any(|r| matches!(r, Err(probe::ProbeError::InUse { device }) if *device == window));
+    let seen_in_use = again.iter().any(|r| match r {
+        Err(probe::ProbeError::InUse { device }) => *device == window,
+        Err(probe::ProbeError::Pci { bridge, bdf, problem: probe::PciProblem::InUse }) => {
+            location == Some((*bridge, *bdf))
+        }
+        _ => false,
+    });
     ensure!(seen_in_use, "a second probe did not see the rng at {:#x} as in use", window.base);
     ensure!(probe::find(boot, DmaPolicy::Strict, DEVICE_ID_RNG).is_none(), "the rng was handed out twice");
     drop(again);

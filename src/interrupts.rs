@@ -33,6 +33,9 @@ pub enum InterruptError {
     NoController,
     /// The interrupt controller driver refused.
     Controller,
+    /// The device has no interrupt line (a PCI function without INTx
+    /// routing in `interrupt-map`); poll it instead.
+    NoLine,
 }
 
 impl core::fmt::Display for InterruptError {
@@ -42,6 +45,7 @@ impl core::fmt::Display for InterruptError {
             InterruptError::Busy(id) => write!(f, "interrupt id {id} already has a handler"),
             InterruptError::NoController => f.write_str("no interrupt controller"),
             InterruptError::Controller => f.write_str("the interrupt controller refused the configuration"),
+            InterruptError::NoLine => f.write_str("the device has no interrupt line"),
         }
     }
 }

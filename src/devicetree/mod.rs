@@ -74,6 +74,7 @@ mod blob;
 mod error;
 mod layout;
 mod node;
+mod pci;
 mod platform;
 
 #[cfg(test)]
@@ -85,6 +86,10 @@ pub use error::{
     VALUE_CAPACITY,
 };
 pub use layout::{DEVICE_TREE, IMAGE, Layout, MAX_FREE_RANGES, MAX_NORMAL_RANGES, layout};
+pub use pci::{
+    ConfigMechanism, FunctionPool, IntxRoute, MAX_INTX_ROUTES, MAX_PCI_BRIDGES, MAX_PCI_WINDOWS, PciHostBridge,
+    PciWindow, SpaceCode,
+};
 pub use platform::{
     Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_PHANDLES, MAX_POOLS,
     MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, Placement, Platform, Pool, Psci,

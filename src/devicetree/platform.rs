@@ -9,6 +9,7 @@ use fdt::node::FdtNode;
 use super::blob::{self, RESERVATION_SIZE, be64};
 use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath, ShortValue, reservation_entry};
 use super::node::{self, Node, parse_string};
+use super::pci::{Context as PciContext, MAX_PCI_BRIDGES, PciHostBridge, PciScan};
 use crate::platform::{
     self, ADDRESS_LIMIT, GICV2_CPU_INTERFACE_WINDOW, GICV2_DISTRIBUTOR_WINDOW, GICV3_DISTRIBUTOR_WINDOW,
     GICV3_REDISTRIBUTOR_WINDOW, PAGE_SIZE, PL011_WINDOW, Range, VIRTIO_WINDOW, WindowError, WindowRule, bootarg,
@@ -108,7 +109,7 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    fn from_cells(kind: u32, number: u32, flags: u32) -> Result<Self, DtErrorKind> {
+    pub(super) fn from_cells(kind: u32, number: u32, flags: u32) -> Result<Self, DtErrorKind> {
         let kind = match (kind, number) {
             (0, 0..988) => InterruptKind::Spi,
             (1, 0..16) => InterruptKind::Ppi,
@@ -314,6 +315,8 @@ pub struct Platform {
     reserved: ArrayVec<Reserved, MAX_RESERVED>,
     pools: ArrayVec<Pool, MAX_POOLS>,
     virtio: ArrayVec<Result<VirtioMmio, DtError>, MAX_VIRTIO>,
+    /// PCI host bridges (src/devicetree/pci.rs).
+    pci: ArrayVec<Result<PciHostBridge, DtError>, MAX_PCI_BRIDGES>,
     gic: Option<Gic>,
     /// The GIC's node, for messages; empty without a GIC.
     gic_node: NodePath,
@@ -350,6 +353,11 @@ impl Platform {
     /// The usable devices bound to pool `index`.
     pub fn pool_devices(&self, index: usize) -> impl Iterator<Item = &VirtioMmio> + '_ {
         self.virtio.iter().filter_map(move |device| device.as_ref().ok().filter(|device| device.pool == Some(index)))
+    }
+
+    /// Every PCI host bridge in tree order; `Err` for one to leave alone.
+    pub fn pci_bridges(&self) -> &[Result<PciHostBridge, DtError>] {
+        &self.pci
     }
 
     pub fn gic(&self) -> Option<&Gic> {
@@ -395,7 +403,12 @@ impl Platform {
         let gic = self.gic.iter().flat_map(|gic| gic.ranges().into_iter().map(|range| (self.gic_node, range)));
         let virtio =
             self.virtio.iter().filter_map(|device| device.as_ref().ok().map(|device| (device.node, device.reg)));
-        uart.chain(gic).chain(virtio)
+        let pci = self
+            .pci
+            .iter()
+            .filter_map(|bridge| bridge.as_ref().ok())
+            .flat_map(|bridge| bridge.device_windows().map(|range| (bridge.node, range)));
+        uart.chain(gic).chain(virtio).chain(pci)
     }
 
     /// Refuses a device window that shares a page with one of `taken` (the
@@ -485,6 +498,7 @@ struct Scan<'b, 'a> {
     chosen: Option<Chosen<'a>>,
     aliases: Option<FdtNode<'b, 'a>>,
     phandles: ArrayVec<PhandleEntry, MAX_PHANDLES>,
+    pci: PciScan<'a>,
 }
 
 fn too_many(limit: usize) -> DtErrorKind {
@@ -505,6 +519,7 @@ impl<'b, 'a> Scan<'b, 'a> {
             chosen: None,
             aliases: None,
             phandles: ArrayVec::new(),
+            pci: PciScan::default(),
         }
     }
 
@@ -561,6 +576,7 @@ impl<'b, 'a> Scan<'b, 'a> {
                 self.virtio.try_push(device).map_err(|_| node.error("compatible", too_many(MAX_VIRTIO)))?;
             }
             self.read_psci(node)?;
+            self.pci.visit(node)?;
             if TIMER_COMPATIBLE.iter().any(|compatible| node.is_compatible(compatible)) {
                 if self.timer.is_some() {
                     return Err(node.error("compatible", too_many(1)));
@@ -728,6 +744,21 @@ impl<'b, 'a> Scan<'b, 'a> {
             let _ = virtio.try_push(device);
         }
         refuse_shared_windows(&mut virtio);
+        let pci = {
+            let mut others: ArrayVec<(NodePath, Range), { 2 + MAX_REDISTRIBUTOR_REGIONS + MAX_VIRTIO }> =
+                fixed.iter().copied().collect();
+            for device in virtio.iter().flatten() {
+                let _ = others.try_push((device.node, device.reg));
+            }
+            let gic_parent = |phandle| match resolver.resolve(phandle)? {
+                entry if entry.role == Role::Gic => Ok(()),
+                entry => Err(DtErrorKind::UnsupportedInterruptParent { node: node::path_of(self.fdt, entry.ordinal) }),
+            };
+            let pool = |path: &NodePath, phandle| resolver.pool(path, phandle);
+            let context =
+                PciContext { memory: &self.memory, other_windows: &others, pool: &pool, gic_parent: &gic_parent };
+            self.pci.finish(&context)
+        };
         let chosen = self.chosen.unwrap_or_default();
         let mut bootargs = ArrayString::new();
         if let Some(value) = chosen.bootargs {
@@ -746,6 +777,7 @@ impl<'b, 'a> Scan<'b, 'a> {
             reserved: self.reserved,
             pools: self.pools,
             virtio,
+            pci,
             gic,
             gic_node,
             psci: self.psci,
@@ -1128,6 +1160,12 @@ impl fmt::Display for Platform {
                 }
                 Ok(_) => {}
                 Err(error) => writeln!(f, "  unusable: {error}")?,
+            }
+        }
+        for bridge in &self.pci {
+            match bridge {
+                Ok(bridge) => writeln!(f, "{bridge}")?,
+                Err(error) => writeln!(f, "pci: unusable: {error}")?,
             }
         }
         match &self.gic {

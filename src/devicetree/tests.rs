@@ -143,8 +143,9 @@ fn gicv2_tree() {
         assert_eq!(device.pool, None);
     }
     assert_eq!(platform.bootargs(), "");
-    // The UART, two GIC frames and 32 transports.
-    assert_eq!(platform.device_windows().count(), 35);
+    // The UART, two GIC frames, 32 transports, the PCI config window and
+    // the PCI 32-bit window.
+    assert_eq!(platform.device_windows().count(), 37);
 }
 
 #[test]
@@ -1160,4 +1161,130 @@ fn platform_stays_small_enough_for_the_boot_stack() {
     // The runtime builds it on a 256 KiB stack before the heap exists.
     let size = core::mem::size_of::<Platform>();
     assert!(size < 32 * 1024, "Platform is {size} bytes");
+}
+
+// ---- PCI host bridges ----
+
+fn bridge<'p>(platform: &'p Platform, path: &str) -> &'p PciHostBridge {
+    let found =
+        platform.pci_bridges().iter().filter_map(|bridge| bridge.as_ref().ok()).find(|b| b.node.as_str() == path);
+    found.unwrap_or_else(|| panic!("no usable bridge {path}"))
+}
+
+fn bridge_error(platform: &Platform, path: &str) -> DtError {
+    let found =
+        platform.pci_bridges().iter().filter_map(|bridge| bridge.as_ref().err()).find(|e| e.node.as_str() == path);
+    *found.unwrap_or_else(|| panic!("no error recorded for {path}"))
+}
+
+#[test]
+fn qemu_pci_host_bridge() {
+    let platform = platform(GICV3);
+    let pcie = bridge(&platform, "/pcie@10000000");
+    assert_eq!(pcie.mechanism, ConfigMechanism::Ecam);
+    assert_eq!((pcie.bus_start, pcie.bus_end), (0, 255));
+    assert_eq!(pcie.config, range(0x40_1000_0000, 256 * MIB));
+    assert!(pcie.dma_coherent);
+    assert_eq!(pcie.pool, None);
+    let memory: Vec<_> = pcie.memory_windows().copied().collect();
+    assert_eq!(
+        memory,
+        [PciWindow {
+            space: SpaceCode::Memory32,
+            prefetchable: false,
+            cpu: range(0x1000_0000, 0x2eff_0000),
+            pci_base: 0x1000_0000
+        }]
+    );
+    assert_eq!(pcie.windows.iter().filter(|window| window.space == SpaceCode::Io).count(), 1);
+    // The 64-bit window starts at 1 << 39: beyond the page tables, dropped.
+    assert_eq!(pcie.refused_windows.len(), 1);
+    assert_eq!(pcie.refused_windows[0].property.as_str(), "ranges");
+    assert!(matches!(pcie.refused_windows[0].kind, DtErrorKind::BeyondAddressSpace { .. }));
+    // INTx: slot 0 INTA is SPI 3, slot 1 INTA is SPI 4 (swizzled), level.
+    let interrupt = pcie.intx(0, 0, 0, 1).unwrap();
+    assert_eq!((interrupt.kind, interrupt.number), (InterruptKind::Spi, 3));
+    assert_eq!(pcie.intx(0, 1, 0, 1).unwrap().number, 4);
+    assert_eq!(pcie.intx(0, 1, 0, 4).unwrap().number, 3);
+    assert_eq!(pcie.intx(0, 5, 3, 2).unwrap().number, pcie.intx(0, 1, 0, 2).unwrap().number);
+    assert!(pcie.intx(0, 0, 0, 0).is_none());
+    // Mapped as device memory: the config window and the 32-bit window.
+    let windows: Vec<_> = platform.device_windows().collect();
+    assert!(windows.contains(&range(0x40_1000_0000, 256 * MIB)));
+    assert!(windows.contains(&range(0x1000_0000, 0x2eff_0000)));
+}
+
+#[test]
+fn pci_bridge_and_function_pools() {
+    let platform = platform(fixture!("pci-pools"));
+    let pcie = bridge(&platform, "/pcie@10000000");
+    let (bridge_pool, _) = pool(&platform, "/reserved-memory/restricted-dma-pool@48000000");
+    let (function_pool, _) = pool(&platform, "/reserved-memory/restricted-dma-pool@48400000");
+    assert_eq!(pcie.pool, Some(bridge_pool));
+    assert_eq!(pcie.pool_of(0, 1, 0), Some(bridge_pool));
+    assert_eq!(pcie.pool_of(0, 2, 0), Some(function_pool));
+    assert_eq!(pcie.pool_of(0, 2, 1), Some(bridge_pool));
+}
+
+#[test]
+fn hostile_pci_bridges_are_left_out() {
+    let platform = platform(fixture!("bad-pci-bridges"));
+    // QEMU's own bridge is fine.
+    bridge(&platform, "/pcie@10000000");
+    let error = bridge_error(&platform, "/pci@1");
+    assert_eq!(error.property.as_str(), "ranges");
+    assert!(matches!(error.kind, DtErrorKind::DeviceInRam { .. }), "{error}");
+    let error = bridge_error(&platform, "/pci@2");
+    assert_eq!(error.property.as_str(), "reg");
+    assert_eq!(error.kind, DtErrorKind::WindowTooSmall { size: MIB, min: 2 * MIB });
+    let error = bridge_error(&platform, "/pci@3");
+    assert_eq!(error.property.as_str(), "reg");
+    assert!(matches!(error.kind, DtErrorKind::BeyondAddressSpace { .. }), "{error}");
+    let platform = super::tests::platform(fixture!("bad-pci-bridges-2"));
+    bridge(&platform, "/pcie@10000000");
+    let error = bridge_error(&platform, "/pci@4");
+    assert_eq!(error.property.as_str(), "ranges");
+    assert!(matches!(error.kind, DtErrorKind::Overlap { .. }), "{error}");
+    let error = bridge_error(&platform, "/pci@5");
+    assert_eq!((error.property.as_str(), error.kind), ("ranges", DtErrorKind::MissingProperty));
+    let error = bridge_error(&platform, "/pci@6");
+    assert_eq!(error.property.as_str(), "memory-region");
+    assert!(matches!(error.kind, DtErrorKind::NotAPool { .. }), "{error}");
+    assert!(error.to_string().starts_with("/pci@6: property \"memory-region\""), "{error}");
+    // None of them is mapped.
+    assert!(platform.device_windows().all(|window| window.base != 0x3f00_0000 && window.base != 0x3f50_0000));
+}
+
+#[test]
+fn pci_interrupt_map_must_name_the_gic() {
+    // QEMU's interrupt-map names the GIC by phandle 0x8002; make the first
+    // entry name the PL061 (0x8004 in this tree) instead.
+    let mut blob = GICV3.to_vec();
+    let needle: Vec<u8> = [0u32, 0, 0, 1, 0x8002].iter().flat_map(|cell| cell.to_be_bytes()).collect();
+    let at = blob.windows(needle.len()).position(|window| window == needle.as_slice()).expect("interrupt-map");
+    blob[at + 16..at + 20].copy_from_slice(&0x8004u32.to_be_bytes());
+    let platform = platform(&blob);
+    let error = bridge_error(&platform, "/pcie@10000000");
+    assert_eq!(error.property.as_str(), "interrupt-map");
+    assert!(
+        matches!(error.kind, DtErrorKind::UnsupportedInterruptParent { node } if node.as_str().starts_with("/pl061")),
+        "{error}"
+    );
+}
+
+#[test]
+fn malformed_pci_bridges_are_left_out() {
+    let platform = platform(fixture!("bad-pci-cells"));
+    bridge(&platform, "/pcie@10000000");
+    let error = bridge_error(&platform, "/pci@7");
+    assert_eq!((error.property.as_str(), error.kind), ("#address-cells", DtErrorKind::BadCells { cells: 2 }));
+    let error = bridge_error(&platform, "/pci@8");
+    assert_eq!(error.property.as_str(), "bus-range");
+    assert!(matches!(error.kind, DtErrorKind::UnsupportedValue { .. }), "{error}");
+    let error = bridge_error(&platform, "/pci@9");
+    assert_eq!(error.property.as_str(), "ranges");
+    assert!(matches!(error.kind, DtErrorKind::UnsupportedValue { .. }), "{error}");
+    // Only QEMU's bridge is mapped.
+    let pci_windows = platform.pci_bridges().iter().flatten().flat_map(|bridge| bridge.device_windows()).count();
+    assert_eq!(pci_windows, 2);
 }

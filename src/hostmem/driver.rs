@@ -14,7 +14,7 @@ use hostmem_wire::{
 };
 use virtio_drivers::Hal;
 use virtio_drivers::queue::VirtQueue;
-use virtio_drivers::transport::{DeviceStatus, Transport};
+use virtio_drivers::transport::DeviceStatus;
 
 use super::counters::Counters;
 use super::error::{HostmemError, UsedReason};
@@ -26,7 +26,7 @@ use super::validate::{
 use super::wait::{Deadline, WAIT_SLICE, Wakeup};
 use crate::dma;
 use crate::platform::Range;
-use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, Registers};
+use crate::virtio::transport::{ProbedTransport, TransportError, VirtioTransport};
 
 /// Descriptors of the config queue: one request (two descriptors) at a time.
 pub const CONFIG_QUEUE_SIZE: usize = 4;
@@ -259,8 +259,13 @@ struct Rings<H: Hal> {
 /// bounce buffers still held at that moment (posted event buffers,
 /// notifications the device had not used) stay allocated: the pool offers
 /// no way to name them.
-pub struct Hostmem<H: Hal, R: Registers = MmioRegisters> {
-    transport: ManuallyDrop<MmioV2Transport<R>>,
+///
+/// Generic over [`VirtioTransport`] so it runs on virtio-mmio and
+/// virtio-pci alike, and its tests on fake register files; images get a
+/// [`ProbedTransport`] from probing (see `src/virtio/transport.rs` for why
+/// an enum there and a trait here).
+pub struct Hostmem<H: Hal, T: VirtioTransport = ProbedTransport> {
+    transport: ManuallyDrop<T>,
     rings: ManuallyDrop<Rings<H>>,
     pool_slot: usize,
     features: u64,
@@ -284,7 +289,7 @@ pub struct Hostmem<H: Hal, R: Registers = MmioRegisters> {
 }
 
 #[cfg(target_os = "none")]
-impl<H: Hal> Hostmem<H, MmioRegisters> {
+impl<H: Hal> Hostmem<H, ProbedTransport> {
     /// Probes `device` (from [`crate::virtio::probe::devices`]): checks the
     /// id and config magic, negotiates, validates config space against the
     /// memory `boot` says the guest owns, sets up the queues in the device's
@@ -320,22 +325,25 @@ impl<H: Hal> Hostmem<H, MmioRegisters> {
             }
         };
         let owned = OwnedRanges::from_boot(boot);
-        let wakeup: Option<Box<dyn Wakeup>> = if options.interrupts {
-            match crate::virtio::irq::bind(&device) {
+        let wakeup: Option<Box<dyn Wakeup>> = match (options.interrupts, device.interrupt) {
+            (true, Some(_)) => match crate::virtio::irq::bind(&device) {
                 Ok(line) => Some(Box::new(super::wait::BoundIrq(line))),
                 Err(error) => {
                     core::mem::forget(device.transport);
                     return Err(HostmemError::Interrupt(error));
                 }
+            },
+            (true, None) => {
+                log::warn!("hostmem: the device has no interrupt line; polling");
+                None
             }
-        } else {
-            None
+            (false, _) => None,
         };
         Self::probe(device.transport, device.pool_slot, &owned, options, wakeup, Some(before))
     }
 }
 
-impl<H: Hal, R: Registers> Hostmem<H, R> {
+impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
     /// Probes the device behind `transport` (see `Hostmem::new`, which is
     /// this plus the owned ranges from `Boot` and the interrupt line).
     /// `pool_slot` is the DMA pool `H` allocates from; `owned` is the
@@ -344,7 +352,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     ///
     /// Regions are added to the page table on the bare-metal runtime only.
     pub fn from_transport(
-        transport: MmioV2Transport<R>,
+        transport: T,
         pool_slot: usize,
         owned: &OwnedRanges,
         options: Options,
@@ -356,14 +364,14 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     /// [`Self::from_transport`], with the config snapshot taken to identify
     /// the device if the caller has one.
     fn probe(
-        transport: MmioV2Transport<R>,
+        mut transport: T,
         pool_slot: usize,
         owned: &OwnedRanges,
         options: Options,
         wakeup: Option<Box<dyn Wakeup>>,
         identified: Option<Config>,
     ) -> Result<Self, HostmemError> {
-        let mut transport = transport.with_config_size(CONFIG_SIZE);
+        transport.limit_config_size(CONFIG_SIZE);
         if transport.device_id() != options.device_id {
             let found = transport.device_id();
             core::mem::forget(transport);
@@ -415,7 +423,7 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
             return Err(refuse(transport, error));
         }
         let free_before = free_pages(pool_slot);
-        let rings = match create_rings::<H, R>(&mut transport, queues, event_buffers) {
+        let rings = match create_rings::<H, T>(&mut transport, queues, event_buffers) {
             Ok(rings) => rings,
             Err(error) => return Err(refuse(transport, error)),
         };
@@ -1340,11 +1348,11 @@ impl<H: Hal, R: Registers> Hostmem<H, R> {
     }
 }
 
-impl<H: Hal, R: Registers> Drop for Hostmem<H, R> {
+impl<H: Hal, T: VirtioTransport> Drop for Hostmem<H, T> {
     fn drop(&mut self) {
         // Reset first: the device lets go of every ring and buffer (§12).
         self.transport.set_status(DeviceStatus::empty());
-        let released = !matches!(self.transport.init_error(), Some(MmioError::ResetTimeout { .. }));
+        let released = !matches!(self.transport.init_error(), Some(TransportError::ResetTimeout { .. }));
         // SAFETY: `rings` is not used after this.
         let rings = unsafe { ManuallyDrop::take(&mut self.rings) };
         if released {
@@ -1375,10 +1383,10 @@ fn notify_queue_index(id: u32) -> u16 {
 
 /// Reads the whole config space within a generation check, 32 bits at a
 /// time (each read is a round trip to a vhost-user backend).
-fn read_config<R: Registers>(transport: &MmioV2Transport<R>) -> Result<Config, MmioError> {
-    let words: [u32; CONFIG_SIZE / 4] = transport.consistent(|transport| transport.read_config(0))?;
-    // Same size by construction; read_config stored the device's bytes.
-    Config::read_from_bytes(words.as_bytes()).map_err(|_| MmioError::ConfigOutOfBounds {
+fn read_config<T: VirtioTransport>(transport: &T) -> Result<Config, TransportError> {
+    let words: [u32; CONFIG_SIZE / 4] = transport.read_config_words()?;
+    // Same size by construction; read_config_words stored the device's bytes.
+    Config::read_from_bytes(words.as_bytes()).map_err(|_| TransportError::ConfigOutOfBounds {
         offset: 0,
         size: CONFIG_SIZE,
         config_size: transport.config_size(),
@@ -1424,7 +1432,7 @@ fn check_pool(slot: usize, needed_pages: usize) -> Result<(), HostmemError> {
 
 /// Refuses a claimed device before any ring exists: reset, FAILED, and the
 /// transport forgotten so its drop does not clear FAILED.
-fn refuse<R: Registers>(mut transport: MmioV2Transport<R>, error: HostmemError) -> HostmemError {
+fn refuse<T: VirtioTransport>(mut transport: T, error: HostmemError) -> HostmemError {
     log::error!("hostmem: refusing the device: {error}");
     transport.set_status(DeviceStatus::empty());
     transport.set_status(DeviceStatus::FAILED);
@@ -1435,19 +1443,19 @@ fn refuse<R: Registers>(mut transport: MmioV2Transport<R>, error: HostmemError) 
 /// Sets up the config, event and notification queues (in the pool: `H`).
 /// On failure the device is reset before the queues made so far are freed
 /// (or they are leaked if the reset does not complete).
-fn create_rings<H: Hal, R: Registers>(
-    transport: &mut MmioV2Transport<R>,
+fn create_rings<H: Hal, T: VirtioTransport>(
+    transport: &mut T,
     queues: u32,
     event_buffers: usize,
 ) -> Result<Rings<H>, HostmemError> {
-    fn abandon<R: Registers, T>(
-        transport: &mut MmioV2Transport<R>,
-        made: T,
+    fn abandon<T: VirtioTransport, M>(
+        transport: &mut T,
+        made: M,
         queue: u16,
         error: virtio_drivers::Error,
     ) -> HostmemError {
         transport.set_status(DeviceStatus::empty());
-        if matches!(transport.init_error(), Some(MmioError::ResetTimeout { .. })) {
+        if matches!(transport.init_error(), Some(TransportError::ResetTimeout { .. })) {
             core::mem::forget(made);
         } else {
             drop(made);

@@ -804,13 +804,17 @@ fn options() -> Options {
     Options { instances: 2, request_timeout: Duration::from_secs(2), ..Options::default() }
 }
 
-fn probe_with<R: Registers>(rig: &Rig, regs: R, owned: &OwnedRanges) -> Result<Hostmem<TestHal, R>, HostmemError> {
+fn probe_with<R: Registers>(
+    rig: &Rig,
+    regs: R,
+    owned: &OwnedRanges,
+) -> Result<Hostmem<TestHal, MmioV2Transport<R>>, HostmemError> {
     let transport = MmioV2Transport::new(regs).unwrap();
     let wakeup: Box<dyn Wakeup> = Box::new(EmuWakeup(rig.emu.clone()));
     Hostmem::from_transport(transport, SLOT, owned, options(), Some(wakeup))
 }
 
-fn probe(rig: &Rig) -> Result<Hostmem<TestHal, FakeRegisters>, HostmemError> {
+fn probe(rig: &Rig) -> Result<Hostmem<TestHal, MmioV2Transport<FakeRegisters>>, HostmemError> {
     let mut owned = OwnedRanges::new();
     owned.push(OwnedKind::DmaPool(SLOT), pool_range());
     probe_with(rig, rig.fake.clone(), &owned)

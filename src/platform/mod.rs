@@ -70,6 +70,10 @@ pub const GICV3_DISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x1_0000
 /// SGI_base 64 KiB frames arm-gic uses for the one CPU the runtime runs on.
 pub const GICV3_REDISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x2_0000, alignment: PAGE_SIZE };
 
+/// A PCI host bridge's config and memory windows: mapped as device memory
+/// in whole pages, so page-aligned; any size.
+pub const PCI_WINDOW: WindowRule = WindowRule { min_size: 1, alignment: PAGE_SIZE };
+
 /// Why a device window cannot be used, whatever source described it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WindowError {

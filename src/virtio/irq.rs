@@ -1,13 +1,17 @@
-//! Interrupt-driven completion for virtio-mmio devices.
+//! Interrupt-driven completion for virtio devices.
 //!
-//! The handler acknowledges at the device (reads InterruptStatus, writes it
-//! to InterruptACK) before the GIC's end-of-interrupt, then counts. Only the
-//! handler touches those two registers once a line is bound; the driver
-//! waits on the count. This is the one place where the runtime addresses a
-//! device window beside its transport, and it is limited to those two
-//! registers.
+//! The handler acknowledges at the device before the GIC's
+//! end-of-interrupt, then counts: virtio-mmio reads InterruptStatus and
+//! writes it to InterruptACK; virtio-pci (INTx, level-triggered) reads the
+//! ISR status byte, which the read clears, deasserting the line. Only the
+//! handler touches those registers once a line is bound; the driver waits
+//! on the count. This is the one place where the runtime addresses a device
+//! beside its transport, and it is limited to those registers.
+//!
+//! A line serves one device: binding a second device to a shared INTx line
+//! fails with `Busy` (that device can still be polled).
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use crate::interrupts::{self, InterruptError, MAX_INTID};
 use crate::time::Deadline;
@@ -17,13 +21,21 @@ const INTERRUPT_STATUS: usize = 0x060;
 const INTERRUPT_ACK: usize = 0x064;
 
 static ACK_BASE: [AtomicUsize; MAX_INTID] = [const { AtomicUsize::new(0) }; MAX_INTID];
+/// Whether `ACK_BASE` is a virtio-pci ISR byte (else a virtio-mmio window).
+static ACK_IS_PCI_ISR: [AtomicBool; MAX_INTID] = [const { AtomicBool::new(false) }; MAX_INTID];
 static FIRED: [AtomicU32; MAX_INTID] = [const { AtomicU32::new(0) }; MAX_INTID];
 
 fn handler(intid: u32) {
     let Some(base) = ACK_BASE.get(intid as usize).map(|base| base.load(Ordering::Acquire)) else {
         return;
     };
-    if base != 0 {
+    let pci_isr = ACK_IS_PCI_ISR.get(intid as usize).is_some_and(|pci| pci.load(Ordering::Acquire));
+    if base != 0 && pci_isr {
+        // SAFETY: `base` is the ISR status byte of a virtio-pci function
+        // bound by `bind`, inside a BAR in a mapped bridge window; reading
+        // it is the acknowledgement.
+        unsafe { core::ptr::read_volatile(base as *const u8) };
+    } else if base != 0 {
         // SAFETY: `base` is a virtio-mmio window bound by `bind`, mapped as
         // device memory; the interrupt registers belong to this handler.
         unsafe {
@@ -45,12 +57,21 @@ pub struct IrqLine {
 /// Routes `device`'s interrupt to the handler and enables it at the GIC
 /// (IRQs at the CPU are left as they are).
 pub fn bind(device: &Device) -> Result<IrqLine, InterruptError> {
-    let intid = device.interrupt.intid();
+    let interrupt = device.interrupt.ok_or(InterruptError::NoLine)?;
+    let intid = interrupt.intid();
     let slot = ACK_BASE.get(intid as usize).ok_or(InterruptError::BadIntId(intid))?;
-    slot.store(device.reg.base as usize, Ordering::Release);
+    let pci_isr = ACK_IS_PCI_ISR.get(intid as usize).ok_or(InterruptError::BadIntId(intid))?;
+    // The handler first, so a line another device holds is refused before
+    // its acknowledgement address is overwritten.
     interrupts::set_handler(intid, handler)?;
+    let (base, is_pci) = match device.isr_address {
+        Some(isr) => (isr as usize, true),
+        None => (device.reg.base as usize, false),
+    };
+    pci_isr.store(is_pci, Ordering::Release);
+    slot.store(base, Ordering::Release);
     let level = matches!(
-        device.interrupt.trigger(),
+        interrupt.trigger(),
         Some(crate::devicetree::Trigger::LevelHigh | crate::devicetree::Trigger::LevelLow)
     );
     interrupts::enable(intid, level)?;

@@ -51,192 +51,26 @@
 //! See [`MmioV2Transport::device_type`]: [`MmioV2Transport::device_id`] is the
 //! source of truth.
 
-use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
-
+use virtio_drivers::PhysAddr;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
-use virtio_drivers::{Error as VirtioError, PhysAddr};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 #[cfg(test)]
 pub use super::mmio_fake::{FakeDevice, FakeQueue, FakeRegisters};
 pub use super::mmio_regs::{MmioRegisters, Registers, WINDOW_SIZE, reg};
+/// The shared error type; the name predates the PCI transport.
+pub use super::transport::TransportError as MmioError;
+pub use super::transport::{
+    CONFIG_READ_ATTEMPTS, FEATURE_ACCESS_PLATFORM, FEATURE_VERSION_1, NegotiatedFeatures, POLL_LIMIT, WindowClaim,
+};
+use super::transport::{
+    InitState, StatusRegisters, VirtioTransport, consistent, read_config_fields, write_config_fields,
+};
 
 /// MagicValue: "virt" in little-endian.
 pub const MAGIC: u32 = 0x7472_6976;
-/// `VIRTIO_F_VERSION_1`: mandatory for a version 2 (non-legacy) device.
-pub const FEATURE_VERSION_1: u64 = 1 << 32;
-/// `VIRTIO_F_ACCESS_PLATFORM`: the device accesses memory through the
-/// platform's restrictions (here: only the DMA pool).
-pub const FEATURE_ACCESS_PLATFORM: u64 = 1 << 33;
 /// The largest config space a window can hold (0x100..0x200).
 pub const MAX_CONFIG_SIZE: usize = WINDOW_SIZE - reg::CONFIG;
-/// How often a config read is attempted while ConfigGeneration changes.
-pub const CONFIG_READ_ATTEMPTS: u32 = 8;
-/// How many times a register is polled for the device to confirm a reset
-/// or a queue being disabled.
-pub const POLL_LIMIT: u32 = 10_000;
-
-const STATUS_ACK_DRIVER: DeviceStatus = DeviceStatus::ACKNOWLEDGE.union(DeviceStatus::DRIVER);
-
-/// What was wrong with a virtio-mmio device, or with a request to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MmioError {
-    /// MagicValue is not 0x74726976 ("virt"): not a virtio-mmio window.
-    BadMagic(u32),
-    /// Version 1: a legacy device (QEMU's default unless
-    /// `-global virtio-mmio.force-legacy=false`).
-    LegacyUnsupported,
-    /// Version neither 1 nor 2.
-    UnsupportedVersion(u32),
-    /// DeviceID 0: an empty slot; probing should skip it quietly.
-    EmptySlot,
-    /// A device id virtio-drivers has no `DeviceType` for, refused by
-    /// [`MmioV2Transport::new_known`].
-    UnknownDeviceType(u32),
-    /// The device does not offer VIRTIO_F_VERSION_1.
-    Version1NotOffered {
-        /// All features the device offered.
-        offered: u64,
-    },
-    /// FEATURES_OK did not read back after it was set: the device refused
-    /// the feature subset.
-    FeaturesNotAccepted {
-        /// The status read back.
-        status: u32,
-    },
-    /// The status did not read 0 after a reset.
-    ResetTimeout {
-        /// The last status read.
-        status: u32,
-    },
-    /// QueueReady did not read 0 after the queue was disabled; the device
-    /// was reset instead.
-    QueueResetTimeout {
-        /// The queue.
-        queue: u16,
-    },
-    /// A config access outside the config space.
-    ConfigOutOfBounds {
-        /// Offset into config space.
-        offset: usize,
-        /// Size of the access.
-        size: usize,
-        /// Size of the config space.
-        config_size: usize,
-    },
-    /// A config access not aligned to its type (at most 4 bytes).
-    ConfigMisaligned {
-        /// Offset into config space.
-        offset: usize,
-        /// Required alignment.
-        align: usize,
-    },
-    /// ConfigGeneration changed during every attempt.
-    ConfigUnstable {
-        /// Number of attempts made.
-        attempts: u32,
-    },
-    /// A shared memory region whose end does not fit in 64 bits.
-    SharedMemoryOverflow {
-        /// The region id.
-        id: u8,
-        /// Base read from the device.
-        base: u64,
-        /// Length read from the device.
-        len: u64,
-    },
-}
-
-impl fmt::Display for MmioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::BadMagic(magic) => write!(f, "bad virtio-mmio magic value {magic:#010x} (expected {MAGIC:#010x})"),
-            Self::LegacyUnsupported => {
-                write!(
-                    f,
-                    "legacy virtio-mmio device (version 1) is not supported (QEMU: -global virtio-mmio.force-legacy=false)"
-                )
-            }
-            Self::UnsupportedVersion(version) => write!(f, "unsupported virtio-mmio version {version}"),
-            Self::EmptySlot => write!(f, "empty virtio-mmio slot (device id 0)"),
-            Self::UnknownDeviceType(id) => write!(f, "virtio device id {id} has no virtio-drivers DeviceType"),
-            Self::Version1NotOffered { offered } => {
-                write!(f, "device does not offer VIRTIO_F_VERSION_1 (features {offered:#018x})")
-            }
-            Self::FeaturesNotAccepted { status } => {
-                write!(
-                    f,
-                    "device did not accept the features: FEATURES_OK not set after writing it (status {status:#x})"
-                )
-            }
-            Self::ResetTimeout { status } => {
-                write!(f, "device reset did not complete after {POLL_LIMIT} reads (status {status:#x})")
-            }
-            Self::QueueResetTimeout { queue } => {
-                write!(f, "queue {queue} still ready after {POLL_LIMIT} reads; device reset instead")
-            }
-            Self::ConfigOutOfBounds { offset, size, config_size } => {
-                write!(
-                    f,
-                    "config access of {size} bytes at offset {offset:#x} outside config space of {config_size:#x} bytes"
-                )
-            }
-            Self::ConfigMisaligned { offset, align } => {
-                write!(f, "config access at offset {offset:#x} not aligned to {align} bytes")
-            }
-            Self::ConfigUnstable { attempts } => {
-                write!(f, "config generation changed during each of {attempts} read attempts")
-            }
-            Self::SharedMemoryOverflow { id, base, len } => {
-                write!(f, "shared memory region {id}: base {base:#x} + length {len:#x} overflows")
-            }
-        }
-    }
-}
-
-/// How [`Transport`] methods, which must return virtio-drivers' error type,
-/// report our errors.
-impl From<MmioError> for VirtioError {
-    fn from(error: MmioError) -> Self {
-        match error {
-            MmioError::ConfigOutOfBounds { config_size: 0, .. } => VirtioError::ConfigSpaceMissing,
-            MmioError::ConfigOutOfBounds { .. } => VirtioError::ConfigSpaceTooSmall,
-            MmioError::ConfigMisaligned { .. } => VirtioError::InvalidParam,
-            _ => VirtioError::IoError,
-        }
-    }
-}
-
-/// The outcome of feature negotiation, for the caller to log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NegotiatedFeatures {
-    /// What the device offered.
-    pub offered: u64,
-    /// What the driver asked for.
-    pub requested: u64,
-    /// What was written to DriverFeatures: `offered & requested`, plus
-    /// VERSION_1 and (when bound to a pool) ACCESS_PLATFORM if offered.
-    pub accepted: u64,
-    /// Whether the device is bound to a restricted DMA pool, i.e. wanted
-    /// ACCESS_PLATFORM.
-    pub access_platform_wanted: bool,
-}
-
-impl NegotiatedFeatures {
-    /// Whether ACCESS_PLATFORM was negotiated.
-    pub fn access_platform(&self) -> bool {
-        self.accepted & FEATURE_ACCESS_PLATFORM != 0
-    }
-
-    /// Bound to a pool, but the device did not offer ACCESS_PLATFORM: the
-    /// device may try to reach memory outside the pool (the pool Hal still
-    /// only hands it pool addresses).
-    pub fn access_platform_missing(&self) -> bool {
-        self.access_platform_wanted && !self.access_platform()
-    }
-}
-
 /// A virtio-mmio version 2 transport over the register window `R`.
 ///
 /// Dropping it resets the device, like virtio-drivers' `MmioTransport`.
@@ -247,44 +81,31 @@ pub struct MmioV2Transport<R: Registers> {
     vendor_id: u32,
     device_type: Option<DeviceType>,
     config_size: usize,
-    /// Bound to a restricted DMA pool: negotiate ACCESS_PLATFORM.
-    access_platform: bool,
-    /// Device features as last read, so DriverFeatures is checked against
-    /// the same offer the driver saw.
-    offered: Option<u64>,
-    negotiated: Option<NegotiatedFeatures>,
-    /// Why initialisation failed since the last reset, if it did.
-    init_error: Option<MmioError>,
+    /// Negotiation and initialisation state (rules shared with PCI).
+    state: InitState,
     /// The window this transport holds, released after the reset in `drop`.
     claim: Option<WindowClaim>,
 }
 
-/// Device windows (by virtio node index, below 64) that have a live
-/// transport. A second transport over a window in use would alias the
-/// driver's registers, and its drop would reset the device under it.
-static CLAIMED_WINDOWS: AtomicU64 = AtomicU64::new(0);
+/// The status and feature registers of a window, for the shared rules in
+/// [`InitState`].
+struct Status<'r, R>(&'r mut R);
 
-/// The right to drive the virtio node with this index: at most one exists
-/// per node at a time, and dropping it gives the node back.
-#[derive(Debug)]
-pub struct WindowClaim(u32);
-
-impl WindowClaim {
-    /// Claims node `index`, or `None` while another claim holds it (or the
-    /// index is beyond what the registry tracks).
-    pub fn take(index: usize) -> Option<Self> {
-        let index = u32::try_from(index).ok().filter(|&index| index < u64::BITS)?;
-        let bit = 1u64 << index;
-        let before = CLAIMED_WINDOWS.fetch_or(bit, Ordering::AcqRel);
-        // Not `then_some`: its argument is built (and dropped, releasing
-        // the bit) even when the window was taken.
-        (before & bit == 0).then(|| Self(index))
+impl<R: Registers> StatusRegisters for Status<'_, R> {
+    fn read_status(&self) -> u32 {
+        self.0.read32(reg::STATUS)
     }
-}
 
-impl Drop for WindowClaim {
-    fn drop(&mut self) {
-        CLAIMED_WINDOWS.fetch_and(!(1u64 << self.0), Ordering::AcqRel);
+    fn write_status(&mut self, status: u32) {
+        self.0.write32(reg::STATUS, status);
+    }
+
+    fn write_driver_features(&mut self, features: u64) {
+        // Truncation intended: the low and high halves.
+        self.0.write32(reg::DRIVER_FEATURES_SEL, 0);
+        self.0.write32(reg::DRIVER_FEATURES, features as u32);
+        self.0.write32(reg::DRIVER_FEATURES_SEL, 1);
+        self.0.write32(reg::DRIVER_FEATURES, (features >> 32) as u32);
     }
 }
 
@@ -323,10 +144,7 @@ impl<R: Registers> MmioV2Transport<R> {
             vendor_id,
             device_type: DeviceType::try_from(device_id).ok(),
             config_size: MAX_CONFIG_SIZE,
-            access_platform: false,
-            offered: None,
-            negotiated: None,
-            init_error: None,
+            state: InitState::new("virtio-mmio", device_id),
             claim: None,
         }
     }
@@ -350,7 +168,7 @@ impl<R: Registers> MmioV2Transport<R> {
     /// bound, ACCESS_PLATFORM is negotiated whenever the device offers it,
     /// including by stock drivers' `begin_init` (see the module docs).
     pub fn with_access_platform(mut self, bound_to_pool: bool) -> Self {
-        self.access_platform = bound_to_pool;
+        self.state.access_platform = bound_to_pool;
         self
     }
 
@@ -376,17 +194,17 @@ impl<R: Registers> MmioV2Transport<R> {
 
     /// Whether the device is marked as bound to a restricted DMA pool.
     pub fn access_platform(&self) -> bool {
-        self.access_platform
+        self.state.access_platform
     }
 
     /// The features written by the last negotiation since the last reset.
     pub fn negotiated_features(&self) -> Option<NegotiatedFeatures> {
-        self.negotiated
+        self.state.negotiated
     }
 
     /// Why initialisation failed since the last reset, if it did.
     pub fn init_error(&self) -> Option<MmioError> {
-        self.init_error
+        self.state.init_error
     }
 
     /// The register window.
@@ -413,20 +231,9 @@ impl<R: Registers> MmioV2Transport<R> {
         requested_device_features: u64,
         access_platform: bool,
     ) -> Result<NegotiatedFeatures, MmioError> {
-        self.access_platform = access_platform;
-        self.set_status(DeviceStatus::empty());
-        if let Some(error) = self.init_error {
-            return Err(error);
-        }
-        self.set_status(DeviceStatus::ACKNOWLEDGE);
-        self.set_status(STATUS_ACK_DRIVER);
-        let offered = self.read_device_features();
-        let negotiated = self.write_features(offered, requested_device_features);
-        self.set_status(STATUS_ACK_DRIVER | DeviceStatus::FEATURES_OK);
-        match self.init_error {
-            Some(error) => Err(error),
-            None => Ok(negotiated),
-        }
+        self.state.negotiate(&mut Status(&mut self.regs), requested_device_features, access_platform, |status| {
+            read_device_features(status.0)
+        })
     }
 
     /// Reads shared memory region `id` (virtio 1.2 §4.2.2: SHMSel, SHMLen,
@@ -458,38 +265,29 @@ impl<R: Registers> MmioV2Transport<R> {
     /// (8-bit fields bytewise, 16-bit fields 16 bits at a time, 32- and
     /// 64-bit fields 32 bits at a time). Values are little-endian.
     pub fn read_config<T: FromBytes + IntoBytes>(&self, offset: usize) -> Result<T, MmioError> {
-        let width = config_width::<T>();
-        let start = self.config_start(offset, size_of::<T>(), width)?;
-        let mut value = T::new_zeroed();
-        for (index, chunk) in value.as_mut_bytes().chunks_mut(width).enumerate() {
-            // Cannot overflow: the whole range was checked to be in the window.
-            let at = start + index * width;
-            let word = match width {
+        read_config_fields(offset, self.config_size, |width, at| {
+            let at = reg::CONFIG + at;
+            match width {
                 4 => self.regs.read32(at),
                 2 => self.regs.read16(at).into(),
                 _ => self.regs.read8(at).into(),
-            };
-            store_le(chunk, word);
-        }
-        Ok(value)
+            }
+        })
     }
 
     /// Writes a `T` to config space at `offset`; rules as in
     /// [`Self::read_config`].
     pub fn write_config<T: IntoBytes + Immutable>(&mut self, offset: usize, value: T) -> Result<(), MmioError> {
-        let width = config_width::<T>();
-        let start = self.config_start(offset, size_of::<T>(), width)?;
-        for (index, chunk) in value.as_bytes().chunks(width).enumerate() {
-            let at = start + index * width;
-            let word = load_le(chunk);
+        let regs = &mut self.regs;
+        write_config_fields(offset, self.config_size, value, |width, at, word| {
+            let at = reg::CONFIG + at;
             // `word` holds `width` bytes, so the narrowing casts keep all of it.
             match width {
-                4 => self.regs.write32(at, word),
-                2 => self.regs.write16(at, word as u16),
-                _ => self.regs.write8(at, word as u8),
+                4 => regs.write32(at, word),
+                2 => regs.write16(at, word as u16),
+                _ => regs.write8(at, word as u8),
             }
-        }
-        Ok(())
+        })
     }
 
     /// Reads a `T` from config space at `offset` so that no config change
@@ -504,26 +302,7 @@ impl<R: Registers> MmioV2Transport<R> {
     /// same before and after it, at most [`CONFIG_READ_ATTEMPTS`] times.
     /// An error from `read` is returned at once.
     pub fn consistent<T>(&self, mut read: impl FnMut(&Self) -> Result<T, MmioError>) -> Result<T, MmioError> {
-        for _ in 0..CONFIG_READ_ATTEMPTS {
-            let before = self.read_config_generation();
-            let value = read(self)?;
-            if self.read_config_generation() == before {
-                return Ok(value);
-            }
-        }
-        Err(MmioError::ConfigUnstable { attempts: CONFIG_READ_ATTEMPTS })
-    }
-
-    /// The absolute register offset of a config access, after checking
-    /// alignment and bounds.
-    fn config_start(&self, offset: usize, size: usize, align: usize) -> Result<usize, MmioError> {
-        if !offset.is_multiple_of(align) {
-            return Err(MmioError::ConfigMisaligned { offset, align });
-        }
-        match offset.checked_add(size) {
-            Some(end) if end <= self.config_size => Ok(reg::CONFIG + offset),
-            _ => Err(MmioError::ConfigOutOfBounds { offset, size, config_size: self.config_size }),
-        }
+        consistent(|| self.read_config_generation(), || read(self))
     }
 
     fn read_pair(&self, low: usize, high: usize) -> u64 {
@@ -539,65 +318,15 @@ impl<R: Registers> MmioV2Transport<R> {
     fn status_bits(&self) -> u32 {
         self.regs.read32(reg::STATUS)
     }
+}
 
-    /// Resets the device and waits (bounded) for the status to read 0, as
-    /// virtio 1.2 §2.4.2 requires before reinitialising.
-    fn reset(&mut self) {
-        self.offered = None;
-        self.negotiated = None;
-        self.init_error = None;
-        self.regs.write32(reg::STATUS, 0);
-        for _ in 0..POLL_LIMIT {
-            if self.status_bits() == 0 {
-                return;
-            }
-            core::hint::spin_loop();
-        }
-        let error = MmioError::ResetTimeout { status: self.status_bits() };
-        log::error!("virtio-mmio device {}: {error}", self.device_id);
-        self.init_error = Some(error);
-    }
-
-    /// Gives up on initialising the device: records why (the first reason
-    /// wins) and sets FAILED (virtio 1.2 §3.1.1).
-    fn fail(&mut self, error: MmioError) {
-        log::error!("virtio-mmio device {}: {error}; marking it FAILED", self.device_id);
-        self.init_error.get_or_insert(error);
-        self.write_failed();
-    }
-
-    fn write_failed(&mut self) {
-        self.regs.write32(reg::STATUS, (STATUS_ACK_DRIVER | DeviceStatus::FAILED).bits());
-    }
-
-    /// Decides and writes DriverFeatures (see the module docs for why
-    /// VERSION_1 and ACCESS_PLATFORM are added here).
-    fn write_features(&mut self, offered: u64, requested: u64) -> NegotiatedFeatures {
-        // Never accept what the device did not offer.
-        let mut accepted = (requested & offered) | (offered & FEATURE_VERSION_1);
-        if self.access_platform {
-            accepted |= offered & FEATURE_ACCESS_PLATFORM;
-        }
-        let negotiated =
-            NegotiatedFeatures { offered, requested, accepted, access_platform_wanted: self.access_platform };
-        self.negotiated = Some(negotiated);
-        if offered & FEATURE_VERSION_1 == 0 {
-            self.fail(MmioError::Version1NotOffered { offered });
-            return negotiated;
-        }
-        if negotiated.access_platform_missing() {
-            log::warn!(
-                "virtio-mmio device {}: bound to a restricted DMA pool but does not offer VIRTIO_F_ACCESS_PLATFORM; \
-                 negotiating without it",
-                self.device_id
-            );
-        }
-        self.regs.write32(reg::DRIVER_FEATURES_SEL, 0);
-        self.regs.write32(reg::DRIVER_FEATURES, accepted as u32);
-        self.regs.write32(reg::DRIVER_FEATURES_SEL, 1);
-        self.regs.write32(reg::DRIVER_FEATURES, (accepted >> 32) as u32);
-        negotiated
-    }
+/// Reads both halves of DeviceFeatures.
+fn read_device_features<R: Registers>(regs: &mut R) -> u64 {
+    regs.write32(reg::DEVICE_FEATURES_SEL, 0);
+    let low = regs.read32(reg::DEVICE_FEATURES);
+    regs.write32(reg::DEVICE_FEATURES_SEL, 1);
+    let high = regs.read32(reg::DEVICE_FEATURES);
+    u64::from(low) | (u64::from(high) << 32)
 }
 
 /// Checks MagicValue, DeviceID and Version (in that order, so an empty
@@ -619,25 +348,6 @@ fn check_header<R: Registers>(regs: &R) -> Result<(u32, u32), MmioError> {
     }
 }
 
-/// Access width for a config value of type `T`: its alignment, capped at
-/// 32 bits (Rust sizes are multiples of the alignment, so it divides the
-/// size too).
-fn config_width<T>() -> usize {
-    align_of::<T>().min(4)
-}
-
-/// Stores the low `chunk.len()` (at most 4) bytes of `word`, little-endian.
-fn store_le(chunk: &mut [u8], word: u32) {
-    for (index, byte) in chunk.iter_mut().take(4).enumerate() {
-        *byte = (word >> (8 * index)) as u8;
-    }
-}
-
-/// Loads up to 4 bytes, little-endian.
-fn load_le(chunk: &[u8]) -> u32 {
-    chunk.iter().take(4).rev().fold(0, |word, &byte| (word << 8) | u32::from(byte))
-}
-
 impl<R: Registers> Transport for MmioV2Transport<R> {
     /// The device's type as virtio-drivers names it.
     ///
@@ -655,12 +365,8 @@ impl<R: Registers> Transport for MmioV2Transport<R> {
     }
 
     fn read_device_features(&mut self) -> u64 {
-        self.regs.write32(reg::DEVICE_FEATURES_SEL, 0);
-        let low = self.regs.read32(reg::DEVICE_FEATURES);
-        self.regs.write32(reg::DEVICE_FEATURES_SEL, 1);
-        let high = self.regs.read32(reg::DEVICE_FEATURES);
-        let offered = u64::from(low) | (u64::from(high) << 32);
-        self.offered = Some(offered);
+        let offered = read_device_features(&mut self.regs);
+        self.state.offered = Some(offered);
         offered
     }
 
@@ -668,17 +374,17 @@ impl<R: Registers> Transport for MmioV2Transport<R> {
     /// (when bound to a pool) ACCESS_PLATFORM if offered: the hook through
     /// which stock drivers negotiate ACCESS_PLATFORM (module docs).
     fn write_driver_features(&mut self, driver_features: u64) {
-        let offered = match self.offered {
+        let offered = match self.state.offered {
             Some(offered) => offered,
             None => self.read_device_features(),
         };
-        self.write_features(offered, driver_features);
+        self.state.write_features(&mut Status(&mut self.regs), offered, driver_features);
     }
 
     /// Selects `queue` and reads QueueNumMax; 0 (no such queue) for every
     /// queue once initialisation has failed, so stock drivers stop there.
     fn max_queue_size(&mut self, queue: u16) -> u32 {
-        if self.init_error.is_some() {
+        if self.state.init_error.is_some() {
             return 0;
         }
         self.regs.write32(reg::QUEUE_SEL, queue.into());
@@ -698,23 +404,7 @@ impl<R: Registers> Transport for MmioV2Transport<R> {
     /// for the reset; FEATURES_OK is read back; after a failed negotiation
     /// FEATURES_OK and DRIVER_OK are never written (FAILED is instead).
     fn set_status(&mut self, status: DeviceStatus) {
-        if status.is_empty() {
-            self.reset();
-            return;
-        }
-        let advancing = status.intersects(DeviceStatus::FEATURES_OK | DeviceStatus::DRIVER_OK);
-        if advancing && self.init_error.is_some() {
-            // Already logged when it failed.
-            self.write_failed();
-            return;
-        }
-        self.regs.write32(reg::STATUS, status.bits());
-        if status.contains(DeviceStatus::FEATURES_OK) && !status.contains(DeviceStatus::DRIVER_OK) {
-            let read_back = self.status_bits();
-            if read_back & DeviceStatus::FEATURES_OK.bits() == 0 {
-                self.fail(MmioError::FeaturesNotAccepted { status: read_back });
-            }
-        }
+        self.state.set_status(&mut Status(&mut self.regs), status);
     }
 
     /// Version 2 has no guest page size register.
@@ -759,8 +449,8 @@ impl<R: Registers> Transport for MmioV2Transport<R> {
         }
         let error = MmioError::QueueResetTimeout { queue };
         log::error!("virtio-mmio device {}: {error}", self.device_id);
-        self.reset();
-        self.init_error.get_or_insert(error);
+        self.state.reset(&mut Status(&mut self.regs));
+        self.state.init_error.get_or_insert(error);
     }
 
     fn queue_used(&mut self, queue: u16) -> bool {
@@ -793,16 +483,39 @@ impl<R: Registers> Transport for MmioV2Transport<R> {
     /// hostile device could hang us, so this gives up after
     /// [`CONFIG_READ_ATTEMPTS`] with `Error::IoError`.
     fn read_consistent<T>(&self, f: impl Fn() -> virtio_drivers::Result<T>) -> virtio_drivers::Result<T> {
-        for _ in 0..CONFIG_READ_ATTEMPTS {
-            let before = self.read_config_generation();
-            let result = f();
-            if self.read_config_generation() == before {
-                return result;
-            }
-        }
-        let error = MmioError::ConfigUnstable { attempts: CONFIG_READ_ATTEMPTS };
-        log::error!("virtio-mmio device {}: {error}", self.device_id);
-        Err(error.into())
+        consistent(|| self.read_config_generation(), f).inspect_err(|_| {
+            log::error!("virtio-mmio device {}: config generation never settled", self.device_id);
+        })
+    }
+}
+
+impl<R: Registers> VirtioTransport for MmioV2Transport<R> {
+    fn device_id(&self) -> u32 {
+        self.device_id
+    }
+
+    fn config_size(&self) -> usize {
+        self.config_size
+    }
+
+    fn limit_config_size(&mut self, size: usize) {
+        self.config_size = size.min(MAX_CONFIG_SIZE);
+    }
+
+    fn negotiate(&mut self, requested: u64, access_platform: bool) -> Result<NegotiatedFeatures, MmioError> {
+        MmioV2Transport::negotiate(self, requested, access_platform)
+    }
+
+    fn init_error(&self) -> Option<MmioError> {
+        self.state.init_error
+    }
+
+    fn shared_memory_region(&mut self, id: u8) -> Result<Option<(u64, u64)>, MmioError> {
+        MmioV2Transport::shared_memory_region(self, id)
+    }
+
+    fn read_config_u32(&self, offset: usize) -> Result<u32, MmioError> {
+        self.read_config(offset)
     }
 }
 
@@ -822,7 +535,7 @@ mod tests {
     use virtio_drivers::device::blk::VirtIOBlk;
     use virtio_drivers::device::common::Feature;
     use virtio_drivers::device::rng::VirtIORng;
-    use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE};
+    use virtio_drivers::{BufferDirection, Error as VirtioError, Hal, PAGE_SIZE};
 
     use super::*;
 

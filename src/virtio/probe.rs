@@ -1,5 +1,11 @@
-//! Finding the virtio-mmio devices the tree describes and binding each to
+//! Finding the virtio devices the tree describes (virtio-mmio nodes, and
+//! modern virtio-pci functions behind PCI host bridges) and binding each to
 //! its restricted DMA pool.
+//!
+//! A PCI function's pool is the one its own child node of the bridge names
+//! (keyed by bus/device/function), else the bridge's `memory-region`, which
+//! binds every device behind the bridge as Linux does; the policy below
+//! applies to PCI functions exactly as to virtio-mmio nodes.
 //!
 //! Policy for devices without `memory-region` ([`DmaPolicy`]): when the tree
 //! declares any restricted-dma-pool, a DMA device without one is refused
@@ -15,8 +21,12 @@ use core::ptr::NonNull;
 
 use crate::Boot;
 use crate::devicetree::{DtError, Interrupt};
+use crate::pci::config::Bdf;
 use crate::platform::Range;
 use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, WindowClaim};
+use crate::virtio::transport::ProbedTransport;
+
+pub use super::probe_pci::PciProblem;
 
 /// What to do with a virtio device the tree binds to no pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,17 +37,25 @@ pub enum DmaPolicy {
     Unrestricted { fallback_slot: usize },
 }
 
-/// A device that answered with virtio-mmio version 2 and is bound to a
-/// usable pool.
+/// A device that answered with virtio-mmio version 2 or as a modern
+/// virtio-pci function, bound to a usable pool.
 pub struct Device {
-    /// The device's virtio-mmio window.
+    /// virtio-mmio: the device's window; virtio-pci: the BAR holding its
+    /// common configuration (a range no other device has).
     pub reg: Range,
-    pub interrupt: Interrupt,
+    /// virtio-mmio: its `interrupts`; virtio-pci: its INTx pin through the
+    /// bridge's `interrupt-map`, `None` without one (poll instead).
+    pub interrupt: Option<Interrupt>,
     pub device_id: u32,
     /// The DMA pool slot ([`crate::dma`]) its rings and buffers come from.
     pub pool_slot: usize,
+    /// virtio-pci: the host bridge (index in `Platform::pci_bridges`) and
+    /// the function's address.
+    pub pci: Option<(usize, Bdf)>,
+    /// virtio-pci: the ISR status byte the interrupt handler reads.
+    pub isr_address: Option<u64>,
     /// The transport, with ACCESS_PLATFORM requested.
-    pub transport: MmioV2Transport<MmioRegisters>,
+    pub transport: ProbedTransport,
 }
 
 impl fmt::Debug for Device {
@@ -46,6 +64,7 @@ impl fmt::Debug for Device {
             .field("reg", &self.reg)
             .field("device_id", &self.device_id)
             .field("pool_slot", &self.pool_slot)
+            .field("pci", &self.pci)
             .finish()
     }
 }
@@ -67,6 +86,8 @@ pub enum ProbeError {
     /// Its pool slot holds no registered pool (registration failed at boot,
     /// or an `Unrestricted` fallback slot the image never filled).
     PoolNotRegistered { device: Range, slot: usize },
+    /// A PCI function behind bridge `bridge` (index) that is left alone.
+    Pci { bridge: usize, bdf: Bdf, problem: PciProblem },
 }
 
 impl fmt::Display for ProbeError {
@@ -86,14 +107,49 @@ impl fmt::Display for ProbeError {
             ProbeError::PoolNotRegistered { device, slot } => {
                 write!(f, "virtio-mmio {:#x}: DMA pool slot {slot} holds no pool", device.base)
             }
+            ProbeError::Pci { bridge, bdf, problem } => write!(f, "virtio-pci {bdf} (bridge {bridge}): {problem}"),
         }
     }
 }
 
-/// Every virtio-mmio node: a bound device, `None` for an empty slot, or
-/// why the node is left alone.
+/// Every virtio-mmio node and every virtio PCI function: a bound device,
+/// `None` for an empty slot, or why it is left alone.
 pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, ProbeError>> {
-    let tree_has_pools = !boot.platform.pools().is_empty();
+    let mut found = probe_mmio(boot, policy);
+    found.extend(super::probe_pci::probe(boot, policy));
+    found
+}
+
+/// The pool slot a device bound to `pool` (index in `Platform::pools`)
+/// uses under `policy`, or why none: the same rules for both transports.
+pub(super) fn pool_slot(boot: &Boot, policy: DmaPolicy, pool: Option<usize>) -> Result<usize, PoolRefusal> {
+    let slot = match pool {
+        Some(index) => match boot.layout.pool(index) {
+            Some(Ok(_)) => index,
+            Some(Err(error)) => return Err(PoolRefusal::Unusable(Box::new(*error))),
+            None => return Err(PoolRefusal::NoPool),
+        },
+        None => match policy {
+            DmaPolicy::Unrestricted { fallback_slot } if boot.platform.pools().is_empty() => fallback_slot,
+            _ => return Err(PoolRefusal::NoPool),
+        },
+    };
+    // Every ring and buffer will come from this slot: it must hold a pool
+    // now, not fail at the first allocation.
+    if crate::dma::with_pool(slot, |_| ()).is_err() {
+        return Err(PoolRefusal::NotRegistered(slot));
+    }
+    Ok(slot)
+}
+
+/// Why [`pool_slot`] refused.
+pub(super) enum PoolRefusal {
+    Unusable(Box<DtError>),
+    NoPool,
+    NotRegistered(usize),
+}
+
+fn probe_mmio(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, ProbeError>> {
     boot.platform
         .virtio()
         .iter()
@@ -117,28 +173,19 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
                 Err(MmioError::EmptySlot) => return Ok(None),
                 Err(error) => return Err(ProbeError::Transport { device: node.reg, error }),
             };
-            let pool_slot = match node.pool {
-                Some(index) => match boot.layout.pool(index) {
-                    Some(Ok(_)) => index,
-                    Some(Err(error)) => return Err(ProbeError::Pool { device: node.reg, error: Box::new(*error) }),
-                    None => return Err(ProbeError::NoPool { device: node.reg }),
-                },
-                None => match policy {
-                    DmaPolicy::Unrestricted { fallback_slot } if !tree_has_pools => fallback_slot,
-                    _ => return Err(ProbeError::NoPool { device: node.reg }),
-                },
-            };
-            // Every ring and buffer will come from this slot: it must hold
-            // a pool now, not fail at the first allocation.
-            if crate::dma::with_pool(pool_slot, |_| ()).is_err() {
-                return Err(ProbeError::PoolNotRegistered { device: node.reg, slot: pool_slot });
-            }
+            let pool_slot = pool_slot(boot, policy, node.pool).map_err(|refusal| match refusal {
+                PoolRefusal::Unusable(error) => ProbeError::Pool { device: node.reg, error },
+                PoolRefusal::NoPool => ProbeError::NoPool { device: node.reg },
+                PoolRefusal::NotRegistered(slot) => ProbeError::PoolNotRegistered { device: node.reg, slot },
+            })?;
             Ok(Some(Device {
                 reg: node.reg,
-                interrupt: node.interrupt,
+                interrupt: Some(node.interrupt),
                 device_id: transport.device_id(),
                 pool_slot,
-                transport: transport.with_access_platform(true).with_claim(claim),
+                pci: None,
+                isr_address: None,
+                transport: ProbedTransport::Mmio(transport.with_access_platform(true).with_claim(claim)),
             }))
         })
         .collect()
@@ -151,7 +198,7 @@ pub fn devices(boot: &Boot, policy: DmaPolicy) -> Vec<Device> {
         .filter_map(|result| match result {
             Ok(device) => device,
             // Not a problem: the image already holds it.
-            Err(error @ ProbeError::InUse { .. }) => {
+            Err(error @ (ProbeError::InUse { .. } | ProbeError::Pci { problem: PciProblem::InUse, .. })) => {
                 log::debug!("{error}");
                 None
             }

@@ -37,10 +37,15 @@ pub fn image(spec: ImageBuild) -> PathBuf {
 /// The board tree for `variant` with `overlays` (names of
 /// tests/data/overlays/*.dts) applied after the board's own.
 pub fn tree(variant: Variant, overlays: &[&str]) -> PathBuf {
+    tree_on("qemu-virt", variant, overlays)
+}
+
+/// [`tree`] for board `board`.
+pub fn tree_on(board: &str, variant: Variant, overlays: &[&str]) -> PathBuf {
     static TREES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut trees = TREES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    let board = Board::find("qemu-virt").expect("qemu-virt is a known board");
-    let key = format!("{}{}", variant.label(), overlays.join("+"));
+    let board = Board::find(board).expect("a known board");
+    let key = format!("{}-{}{}", board.name, variant.label(), overlays.join("+"));
     let sources: Vec<PathBuf> = overlays
         .iter()
         .map(|name| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/overlays").join(format!("{name}.dts")))
@@ -71,9 +76,22 @@ pub fn qemu_tree(variant: Variant) -> PathBuf {
 
 /// How the tests launch an image on qemu-virt.
 pub fn launch(spec: ImageBuild, variant: Variant, dtb: PathBuf, bootargs: &[&str], extra_args: &[&str]) -> Launch {
+    launch_on("qemu-virt", spec, variant, dtb, bootargs, extra_args)
+}
+
+/// [`launch`] on board `board` (the image is built for the board's image
+/// board).
+pub fn launch_on(
+    board: &str,
+    spec: ImageBuild,
+    variant: Variant,
+    dtb: PathBuf,
+    bootargs: &[&str],
+    extra_args: &[&str],
+) -> Launch {
     Launch {
         qemu: qemu(),
-        board: Board::find("qemu-virt").expect("qemu-virt is a known board"),
+        board: Board::find(board).expect("a known board"),
         variant,
         image: image(spec),
         dtb,
@@ -91,8 +109,19 @@ pub fn boot_with_tree(
     extra_args: &[&str],
 ) -> Outcome {
     let launch = launch(spec, variant, dtb, bootargs, extra_args);
-    let outcome = xtask::run::run(&launch, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
-    println!("--- console of {} ({}) ---\n{}--- end ---", launch.image.display(), variant.label(), outcome.console);
+    run_launch(&launch)
+}
+
+/// Runs a prepared launch and prints its console.
+pub fn run_launch(launch: &Launch) -> Outcome {
+    let outcome = xtask::run::run(launch, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
+    println!(
+        "--- console of {} ({}, {}) ---\n{}--- end ---",
+        launch.image.display(),
+        launch.board.name,
+        launch.variant.label(),
+        outcome.console
+    );
     outcome
 }
 
@@ -104,7 +133,18 @@ pub fn boot_with_backend(
     bootargs: &[&str],
     backend: &xtask::backend::BackendSpec,
 ) -> Outcome {
-    let launch = launch(spec, variant, tree(variant, &[]), bootargs, &[]);
+    boot_with_backend_on("qemu-virt", spec, variant, bootargs, backend)
+}
+
+/// [`boot_with_backend`] on board `board`.
+pub fn boot_with_backend_on(
+    board: &str,
+    spec: ImageBuild,
+    variant: Variant,
+    bootargs: &[&str],
+    backend: &xtask::backend::BackendSpec,
+) -> Outcome {
+    let launch = launch_on(board, spec, variant, tree_on(board, variant, &[]), bootargs, &[]);
     let outcome =
         xtask::run::run_with_backend(&launch, backend, TIMEOUT, false).unwrap_or_else(|error| panic!("{error}"));
     println!(

@@ -108,6 +108,7 @@ edited uart-alias
 edited alias-loop
 edited reserved-no-map
 edited memory-above-4g
+edited pci-pools
 for source in "$dts"/bad-*.dts; do
 	name=$(basename "$source" .dts)
 	case $name in

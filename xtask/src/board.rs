@@ -45,6 +45,16 @@ impl Variant {
     }
 }
 
+/// How the board attaches virtio devices (`[qemu] virtio-transport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtioTransport {
+    /// virtio-mmio slots (`-device NAME-device`).
+    Mmio,
+    /// Modern virtio-pci behind the ECAM host bridge (`-device
+    /// NAME-pci,disable-legacy=on`); BARs are assigned by the guest.
+    Pci,
+}
+
 /// A board the launcher can start, read from `boards/<name>/board.toml`:
 /// adding a board is adding its folder, with no change to this code.
 #[derive(Clone, Debug)]
@@ -66,6 +76,10 @@ pub struct Board {
     /// Where the machine's RAM starts (`[memory] ram-base`); the private
     /// RAM comes first.
     pub ram_base: u64,
+    /// The board images are built for (`image-board`, `TIDEPOOL_BOARD`):
+    /// boards that differ only in what the tree describes share images.
+    pub image_board: String,
+    pub transport: VirtioTransport,
     /// Private RAM, without an fd: a vhost-user backend never sees it.
     pub private_ram_mib: u64,
     /// The DMA pool's RAM, a shared memfd: the only guest RAM a backend sees.
@@ -130,6 +144,15 @@ impl Board {
             machine: string(qemu, "qemu.", "machine")?,
             cpu: string(qemu, "qemu.", "cpu")?,
             ram_base: number(memory, "memory.", "ram-base")?,
+            image_board: match table.get("image-board") {
+                None => name.to_string(),
+                Some(_) => string(&table, "", "image-board")?,
+            },
+            transport: match string(qemu, "qemu.", "virtio-transport")?.as_str() {
+                "mmio" => VirtioTransport::Mmio,
+                "pci" => VirtioTransport::Pci,
+                other => bail!("`qemu.virtio-transport` is \"{other}\", not \"mmio\" or \"pci\""),
+            },
             private_ram_mib: number(memory, "memory.", "private-mib")?,
             pool_ram_mib: number(memory, "memory.", "pool-mib")?,
             region_ram_mib: number(memory, "memory.", "region-mib")?,
@@ -145,6 +168,29 @@ impl Board {
             bail!("target `{}` is not for arch `{}`", board.target, board.arch);
         }
         Ok(board)
+    }
+
+    /// The `-device` value of a stock virtio device on this board, from its
+    /// QEMU base name (`virtio-rng`, `virtio-blk`, ...) and options.
+    pub fn virtio_device(&self, base: &str, options: &str) -> String {
+        let mut device = match self.transport {
+            VirtioTransport::Mmio => format!("{base}-device"),
+            // Modern only: the runtime does not drive legacy virtio-pci.
+            VirtioTransport::Pci => format!("{base}-pci,disable-legacy=on"),
+        };
+        if !options.is_empty() {
+            device.push(',');
+            device.push_str(options);
+        }
+        device
+    }
+
+    /// The generic vhost-user device (hostmem) QEMU offers for this board.
+    pub fn generic_device(&self, qemu: &crate::setup::Qemu) -> &'static str {
+        match self.transport {
+            VirtioTransport::Mmio => qemu.generic_device,
+            VirtioTransport::Pci => qemu.generic_pci_device,
+        }
     }
 
     pub fn dir(&self) -> PathBuf {

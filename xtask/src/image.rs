@@ -93,7 +93,7 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
         .arg(features.join(","))
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("TIDEPOOL_BOARD", &spec.board);
+        .env("TIDEPOOL_BOARD", &board.image_board);
     match &spec.codec_frames {
         Some(dir) => cargo.env("TIDEPOOL_CODEC_FRAMES", dir),
         None => cargo.env_remove("TIDEPOOL_CODEC_FRAMES"),

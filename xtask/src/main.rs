@@ -30,7 +30,7 @@ Commands:
                         (see docs/benchmarks.md)
 
 Options:
-  --board NAME          board (default qemu-virt)
+  --board NAME          board: qemu-virt (virtio-mmio, the default) or qemu-virt-pci
   --gic 2|3             GIC version (default 3)
   --el2                 start the image at EL2 (QEMU virtualization=on)
   --load-address ADDR   `run`: load the raw image at ADDR (hex 0x... or

@@ -154,7 +154,7 @@ pub fn run_with_backend(
     let _launching = signals::Launching::start();
     let mut server = crate::backend::Backend::start(&binary, backend, echo)?;
     let mut launch = launch.clone();
-    let mut extra = server.qemu_args(launch.qemu.generic_device, backend.max_instances);
+    let mut extra = server.qemu_args(launch.board.generic_device(&launch.qemu), backend.max_instances);
     extra.append(&mut launch.extra_args);
     launch.extra_args = extra;
     let mut outcome = run(&launch, timeout, echo)?;
