@@ -140,6 +140,9 @@ fn stamp_matches() -> bool {
 
 /// Installs missing host packages and makes sure a usable QEMU exists.
 pub fn setup() -> Result<Qemu> {
+    // Before anything slow: a toolchain without the image targets would
+    // otherwise fail only after the QEMU build.
+    ensure_rust_targets()?;
     install_apt_packages(APT_PACKAGES)?;
     if let Some(path) = std::env::var_os("TIDEPOOL_QEMU") {
         // An explicit choice is never silently replaced by a build.
@@ -151,6 +154,69 @@ pub fn setup() -> Result<Qemu> {
     }
     build_qemu()?;
     require_qemu()
+}
+
+/// The targets `rust-toolchain.toml` lists (the images' targets).
+pub fn toolchain_targets(toolchain_file: &str) -> Result<Vec<String>> {
+    let table: toml::Table =
+        toolchain_file.parse().map_err(|error| Error(format!("rust-toolchain.toml is not valid TOML: {error}")))?;
+    let targets = table.get("toolchain").and_then(|toolchain| toolchain.get("targets"));
+    let Some(toml::Value::Array(targets)) = targets else {
+        return Ok(Vec::new());
+    };
+    targets
+        .iter()
+        .map(|target| match target {
+            toml::Value::String(name) => Ok(name.clone()),
+            other => bail!("rust-toolchain.toml: target {other:?} is not a string"),
+        })
+        .collect()
+}
+
+/// Makes sure the active toolchain has every target `rust-toolchain.toml`
+/// lists: rustup does not add them to a toolchain that is already
+/// installed (the machines' pinned toolchain is one), and a build without
+/// the target stops with "can't find crate for `core`". Missing targets are
+/// added with rustup; without rustup, the command to run is the error.
+pub fn ensure_rust_targets() -> Result<()> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    ensure_targets_with(&paths::workspace(), Path::new(&rustc), Path::new("rustup"))
+}
+
+/// [`ensure_rust_targets`] with the compiler and rustup to use (tests put
+/// stand-ins there).
+pub fn ensure_targets_with(workspace: &Path, rustc: &Path, rustup: &Path) -> Result<()> {
+    let wanted = toolchain_targets(&fs::read_to_string(workspace.join("rust-toolchain.toml"))?)?;
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(workspace)
+        .output()
+        .map_err(|error| Error(format!("cannot run {}: {error}", rustc.display())))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let missing: Vec<&String> =
+        wanted.iter().filter(|target| !sysroot.join("lib/rustlib").join(target).join("lib").is_dir()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|target| target.as_str()).collect();
+    println!("setup: adding Rust target(s) {} to the toolchain in {}", names.join(" "), sysroot.display());
+    let added = Command::new(rustup)
+        .arg("target")
+        .arg("add")
+        .args(&names)
+        .current_dir(workspace)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !added {
+        bail!(
+            "the Rust toolchain in {} lacks target(s) {} and rustup could not add them: run `rustup target add {}` \
+             (rustup: https://rustup.rs)",
+            sysroot.display(),
+            names.join(" "),
+            names.join(" ")
+        );
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {
@@ -299,6 +365,15 @@ fn build_qemu() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_toolchain_file_names_the_image_targets() {
+        let file = fs::read_to_string(paths::workspace().join("rust-toolchain.toml")).unwrap();
+        assert!(toolchain_targets(&file).unwrap().contains(&"aarch64-unknown-none".to_string()));
+        assert_eq!(toolchain_targets("[toolchain]\nchannel = \"1.95.0\"\n").unwrap(), Vec::<String>::new());
+        assert!(toolchain_targets("[toolchain]\ntargets = [1]\n").is_err());
+        assert!(toolchain_targets("targets = ").is_err());
+    }
 
     /// README.md names the packages a fresh machine gets: keep it honest.
     #[test]
