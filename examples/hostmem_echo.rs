@@ -41,8 +41,8 @@ fn take(boot: &Boot) -> Result<Device, TestFailure> {
 
 fn echo_round_trip(boot: &Boot) -> TestResult {
     let device = take(boot)?;
-    let slot = device.pool_slot;
-    tidepool::with_pool_hal!(slot, |H| round_trip::<H>(device, boot)).map_err(fail)?
+    let pool = device.pool;
+    tidepool::with_pool_hal!(pool, |H| round_trip::<H>(device, boot))
 }
 
 fn pattern(index: usize) -> u8 {
@@ -123,8 +123,8 @@ fn round_trip<H: Hal>(device: Device, boot: &Boot) -> TestResult {
 
 fn echo_polling_and_refusals(boot: &Boot) -> TestResult {
     let device = take(boot)?;
-    let slot = device.pool_slot;
-    tidepool::with_pool_hal!(slot, |H| polling::<H>(device, boot)).map_err(fail)?
+    let pool = device.pool;
+    tidepool::with_pool_hal!(pool, |H| polling::<H>(device, boot))
 }
 
 fn polling<H: Hal>(device: Device, boot: &Boot) -> TestResult {

@@ -4,13 +4,14 @@
 //!
 //! With `policy=unrestricted` on the command line it uses
 //! `DmaPolicy::Unrestricted`, giving devices the tree binds to no pool a
-//! private pool carved from RAM (only honoured when the tree declares none).
+//! private pool carved from RAM (only honoured when the tree declares none;
+//! if the pool cannot be carved, the policy stays `Strict`).
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
-use tidepool::dma;
+use tidepool::dma::{self, PoolId};
 use tidepool::virtio::probe::{self, DmaPolicy};
 use tidepool::{Boot, TestResult, ensure, println};
 use virtio_drivers::device::rng::VirtIORng;
@@ -25,12 +26,22 @@ fn policy(boot: &Boot) -> DmaPolicy {
     if boot.platform.bootarg("policy") != Some("unrestricted") {
         return DmaPolicy::Strict;
     }
-    static CARVED: spin::Once<()> = spin::Once::new();
-    CARVED.call_once(|| match dma::register_private_pool(PRIVATE_SLOT, 1 << 20) {
-        Ok(range) => println!("  private pool {PRIVATE_SLOT}: {:#x}..{:#x}", range.base, range.end()),
-        Err(error) => println!("  private pool: {error}"),
+    static CARVED: spin::Once<Option<PoolId>> = spin::Once::new();
+    let carved = CARVED.call_once(|| match dma::register_private_pool(PRIVATE_SLOT, 1 << 20) {
+        Ok(pool) => {
+            let range = pool.range();
+            println!("  private pool {pool}: {:#x}..{:#x}", range.base, range.end());
+            Some(pool)
+        }
+        Err(error) => {
+            println!("  private pool: {error}");
+            None
+        }
     });
-    DmaPolicy::Unrestricted { fallback_slot: PRIVATE_SLOT }
+    match carved {
+        Some(pool) => DmaPolicy::Unrestricted { fallback: *pool },
+        None => DmaPolicy::Strict,
+    }
 }
 
 /// Prints every refusal; the host test checks the lines it expects for the
@@ -54,30 +65,28 @@ fn bound_devices_still_work(boot: &Boot) -> TestResult {
     let rngs: alloc::vec::Vec<_> = devices.into_iter().filter(|device| device.device_id == DEVICE_ID_RNG).collect();
     ensure!(!rngs.is_empty(), "no usable rng");
     for device in rngs {
-        let slot = device.pool_slot;
-        let range =
-            dma::with_pool(slot, |pool| pool.range()).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
+        let pool = device.pool;
+        let range = pool.range();
         let transport = device.transport;
-        let result = tidepool::with_pool_hal!(slot, |H| {
+        let result = tidepool::with_pool_hal!(pool, |H| {
             match VirtIORng::<H, _>::new(transport) {
                 Ok(mut rng) => {
                     let mut bytes = [0u8; 32];
-                    let _ = dma::with_pool(slot, |pool| pool.reserve(bytes.len()));
+                    let _ = pool.reserve(bytes.len());
                     rng.request_entropy(&mut bytes).map_err(|e| alloc::format!("{e:?}"))
                 }
                 Err(error) => Err(alloc::format!("{error:?}")),
             }
         });
         match result {
-            Ok(Ok(got)) => println!(
-                "  rng at {:#x} via pool {slot} ({:#x}..{:#x}): {} bytes",
+            Ok(got) => println!(
+                "  rng at {:#x} via pool {pool} ({:#x}..{:#x}): {} bytes",
                 device.reg.base,
                 range.base,
                 range.end(),
                 got.min(32)
             ),
-            Ok(Err(error)) => return Err(tidepool::TestFailure(error)),
-            Err(error) => return Err(tidepool::TestFailure(alloc::format!("{error}"))),
+            Err(error) => return Err(tidepool::TestFailure(error)),
         }
     }
     Ok(())

@@ -35,8 +35,8 @@ fn fail(error: impl Display) -> TestFailure {
 fn echo_with_the_first_ring_outside_the_pool(boot: &Boot) -> TestResult {
     let id = hostmem_wire::DEVICE_ID_DEFAULT;
     let device = probe::find(boot, DmaPolicy::Strict, id).ok_or_else(|| fail("no hostmem device"))?;
-    let slot = device.pool_slot;
-    tidepool::with_pool_hal!(slot, |H| copy_through::<FirstRingOutside<H>>(device, boot)).map_err(fail)?
+    let pool = device.pool;
+    tidepool::with_pool_hal!(pool, |H| copy_through::<FirstRingOutside<H>>(device, boot))
 }
 
 /// One echo COPY through the region, as `hostmem_echo` does.

@@ -12,7 +12,7 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use tidepool::dma;
+use tidepool::dma::PoolId;
 use tidepool::virtio::irq;
 use tidepool::virtio::probe::{self, Device, DmaPolicy};
 use tidepool::{Boot, TestResult, ensure, println};
@@ -37,15 +37,15 @@ const DEVICE_ID_CONSOLE: u32 = 3;
 const CONSOLE_TEXT: &[u8] = b"hello from the guest, through its DMA pool\n";
 
 fn pools_are_registered(boot: &Boot) -> TestResult {
-    let stats: Vec<_> = dma::all_stats().collect();
+    let stats: Vec<_> = tidepool::dma::all_stats().collect();
     ensure!(
         stats.len() == boot.platform.pools().len(),
         "{} pools registered of {}",
         stats.len(),
         boot.platform.pools().len()
     );
-    for (slot, range, stats) in stats {
-        println!("  pool {slot}: {:#x}..{:#x}, {} bytes in use", range.base, range.end(), stats.bytes_in_use);
+    for (pool, range, stats) in stats {
+        println!("  pool {pool}: {:#x}..{:#x}, {} bytes in use", range.base, range.end(), stats.bytes_in_use);
     }
     Ok(())
 }
@@ -57,35 +57,30 @@ fn take(boot: &Boot, device_id: u32) -> Result<Device, tidepool::TestFailure> {
 
 /// Sets pool room aside for a buffer the driver is about to share, so that
 /// the share cannot find the pool empty.
-fn reserve(slot: usize, len: usize) -> TestResult {
-    match dma::with_pool(slot, |pool| pool.reserve(len)) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(tidepool::TestFailure(alloc::format!("{error}"))),
-        Err(error) => Err(tidepool::TestFailure(alloc::format!("{error}"))),
-    }
+fn reserve(pool: PoolId, len: usize) -> TestResult {
+    pool.reserve(len).map_err(|error| tidepool::TestFailure(alloc::format!("{error}")))
 }
 
-/// Bytes the pool of `slot` has handed out right now.
-fn in_use(slot: usize) -> u64 {
-    dma::with_pool(slot, |pool| pool.stats().bytes_in_use).unwrap_or(0)
+/// Bytes `pool` has handed out right now.
+fn in_use(pool: PoolId) -> u64 {
+    pool.stats().bytes_in_use
 }
 
 fn rng_through_its_pool(boot: &Boot) -> TestResult {
     let device = take(boot, DEVICE_ID_RNG)?;
-    let slot = device.pool_slot;
-    tidepool::with_pool_hal!(slot, |H| rng_case::<H>(device, slot, boot))
-        .map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?
+    let pool = device.pool;
+    tidepool::with_pool_hal!(pool, |H| rng_case::<H>(device, pool, boot))
 }
 
-fn rng_case<H: Hal>(device: Device, slot: usize, boot: &Boot) -> TestResult {
+fn rng_case<H: Hal>(device: Device, pool: PoolId, boot: &Boot) -> TestResult {
     let window = device.reg;
     let location = device.pci;
-    let before = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
+    let before = pool.stats();
     let mut rng =
         VirtIORng::<H, _>::new(device.transport).map_err(|e| tidepool::TestFailure(alloc::format!("{e:?}")))?;
     // virtio-mmio's queue address registers are write-only, so the rings are
     // found through the pool: the Hal has no other place to take them from.
-    ensure!(in_use(slot) > before.bytes_in_use, "creating the queue took nothing from pool {slot}");
+    ensure!(in_use(pool) > before.bytes_in_use, "creating the queue took nothing from pool {pool}");
     // Probing again while the driver runs must leave its device alone (a
     // second transport's drop would reset it under the driver).
     let again = probe::probe(boot, DmaPolicy::Strict);
@@ -100,37 +95,36 @@ fn rng_case<H: Hal>(device: Device, slot: usize, boot: &Boot) -> TestResult {
     ensure!(probe::find(boot, DmaPolicy::Strict, DEVICE_ID_RNG).is_none(), "the rng was handed out twice");
     drop(again);
     let mut entropy = [0u8; 64];
-    reserve(slot, entropy.len())?;
+    reserve(pool, entropy.len())?;
     let got = rng.request_entropy(&mut entropy).map_err(|e| tidepool::TestFailure(alloc::format!("{e:?}")))?;
     // The used length comes from the device: clamp it.
     let got = got.min(entropy.len());
     ensure!(got > 16, "only {got} bytes of entropy");
     let distinct = entropy[..got].iter().collect::<alloc::collections::BTreeSet<_>>().len();
     ensure!(distinct > 8, "entropy looks constant: {distinct} distinct bytes");
-    let after = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
+    let after = pool.stats();
     ensure!(after.bounces == before.bounces + 1, "expected one bounce, saw {}", after.bounces - before.bounces);
     ensure!(
         after.bytes_bounced - before.bytes_bounced == 64,
         "bounced {} bytes",
         after.bytes_bounced - before.bytes_bounced
     );
-    println!("  rng: {got} bytes via pool {slot}, rings in pool, {} bounce bytes", after.bytes_bounced);
+    println!("  rng: {got} bytes via pool {pool}, rings in pool, {} bounce bytes", after.bytes_bounced);
     Ok(())
 }
 
 fn blk_round_trip_with_interrupts(boot: &Boot) -> TestResult {
     let device = take(boot, DEVICE_ID_BLOCK)?;
-    let slot = device.pool_slot;
+    let pool = device.pool;
     let line = irq::bind(&device).map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?;
-    tidepool::with_pool_hal!(slot, |H| blk_case::<H>(device, slot, &line))
-        .map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?
+    tidepool::with_pool_hal!(pool, |H| blk_case::<H>(device, pool, &line))
 }
 
-fn blk_case<H: Hal>(device: Device, slot: usize, line: &irq::IrqLine) -> TestResult {
+fn blk_case<H: Hal>(device: Device, pool: PoolId, line: &irq::IrqLine) -> TestResult {
     let fail = |what: &str, e: &dyn core::fmt::Debug| tidepool::TestFailure(alloc::format!("{what}: {e:?}"));
-    let before = in_use(slot);
+    let before = in_use(pool);
     let mut blk = VirtIOBlk::<H, _>::new(device.transport).map_err(|e| fail("VirtIOBlk::new", &e))?;
-    ensure!(in_use(slot) > before, "creating the queue took nothing from pool {slot}");
+    ensure!(in_use(pool) > before, "creating the queue took nothing from pool {pool}");
     ensure!(blk.capacity() >= 16, "disk of {} sectors", blk.capacity());
 
     // Read sector 0 with interrupt-driven completion.
@@ -138,7 +132,7 @@ fn blk_case<H: Hal>(device: Device, slot: usize, line: &irq::IrqLine) -> TestRes
     let mut request = BlkReq::default();
     let mut response = BlkResp::default();
     for len in [size_of::<BlkReq>(), SECTOR_SIZE, size_of::<BlkResp>()] {
-        reserve(slot, len)?;
+        reserve(pool, len)?;
     }
     blk.enable_interrupts();
     let seen = line.count();
@@ -158,15 +152,15 @@ fn blk_case<H: Hal>(device: Device, slot: usize, line: &irq::IrqLine) -> TestRes
     // Write sector 8 (polling) and read it back.
     let mut data = [0u8; SECTOR_SIZE];
     data[..WRITTEN.len()].copy_from_slice(WRITTEN);
-    reserve(slot, SECTOR_SIZE)?;
+    reserve(pool, SECTOR_SIZE)?;
     blk.write_blocks(8, &data).map_err(|e| fail("write_blocks", &e))?;
     let mut back = [0u8; SECTOR_SIZE];
     blk.read_blocks(8, &mut back).map_err(|e| fail("read_blocks", &e))?;
     ensure!(back == data, "sector 8 read back differs");
-    dma::with_pool(slot, |pool| pool.release_reservations()).map_err(|e| fail("release", &e))?;
-    let stats = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| fail("stats", &e))?;
+    pool.release_reservations();
+    let stats = pool.stats();
     println!(
-        "  blk: pool {slot}, {} interrupts, {} bounces, {} bytes bounced, high water {} bytes",
+        "  blk: pool {pool}, {} interrupts, {} bounces, {} bytes bounced, high water {} bytes",
         line.count(),
         stats.bounces,
         stats.bytes_bounced,
@@ -177,24 +171,23 @@ fn blk_case<H: Hal>(device: Device, slot: usize, line: &irq::IrqLine) -> TestRes
 
 fn console_writes_through_its_pool(boot: &Boot) -> TestResult {
     let device = take(boot, DEVICE_ID_CONSOLE)?;
-    let slot = device.pool_slot;
-    tidepool::with_pool_hal!(slot, |H| console_case::<H>(device, slot))
-        .map_err(|e| tidepool::TestFailure(alloc::format!("{e}")))?
+    let pool = device.pool;
+    tidepool::with_pool_hal!(pool, |H| console_case::<H>(device, pool))
 }
 
-fn console_case<H: Hal>(device: Device, slot: usize) -> TestResult {
+fn console_case<H: Hal>(device: Device, pool: PoolId) -> TestResult {
     let fail = |what: &str, e: &dyn core::fmt::Debug| tidepool::TestFailure(alloc::format!("{what}: {e:?}"));
-    let before = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| fail("stats", &e))?;
+    let before = pool.stats();
     // The driver posts a one-page receive buffer as it starts.
-    reserve(slot, 4096)?;
+    reserve(pool, 4096)?;
     let mut console = VirtIOConsole::<H, _>::new(device.transport).map_err(|e| fail("VirtIOConsole::new", &e))?;
-    reserve(slot, CONSOLE_TEXT.len())?;
+    reserve(pool, CONSOLE_TEXT.len())?;
     console.send_bytes(CONSOLE_TEXT).map_err(|e| fail("send_bytes", &e))?;
-    let after = dma::with_pool(slot, |pool| pool.stats()).map_err(|e| fail("stats", &e))?;
+    let after = pool.stats();
     let sent = after.bytes_bounced - before.bytes_bounced;
-    ensure!(sent >= CONSOLE_TEXT.len() as u64, "only {sent} bytes went through pool {slot}");
+    ensure!(sent >= CONSOLE_TEXT.len() as u64, "only {sent} bytes went through pool {pool}");
     println!(
-        "  console: {} bytes sent via pool {slot}, {} bounces",
+        "  console: {} bytes sent via pool {pool}, {} bounces",
         CONSOLE_TEXT.len(),
         after.bounces - before.bounces
     );

@@ -120,7 +120,8 @@ fn codec_demo_over_virtio_pci_is_zero_copy() {
 
 #[test]
 fn a_ring_outside_the_pool_is_caught_over_virtio_pci() {
-    // The image's own Hal misplaces the first ring (see tests/hostmem.rs).
+    // As in tests/hostmem.rs: the image's own Hal takes the ring's pages
+    // from the pool but hands the device heap memory.
     let image = ImageBuild::new("ring_outside_pool");
     let outcome = common::boot_with_backend_on(BOARD, image, Variant::default(), &[], &BackendSpec::default());
     assert!(outcome.console.contains("ring_outside_pool: ring placed at"), "the sabotage did not happen");

@@ -19,7 +19,9 @@ use crate::platform::{
 pub const MAX_MEMORY_RANGES: usize = 16;
 /// Memory reservation block entries and `/reserved-memory` regions together.
 pub const MAX_RESERVED: usize = 16;
-pub const MAX_POOLS: usize = 8;
+/// restricted-dma-pool nodes kept: one per DMA pool slot, since boot
+/// registers tree pool `n` in slot `n`.
+pub use crate::dma::MAX_POOLS;
 pub const MAX_ALLOC_RANGES: usize = 4;
 /// QEMU's virt machine has 32 virtio-mmio slots.
 pub const MAX_VIRTIO: usize = 64;

@@ -4,9 +4,10 @@ use core::ptr::NonNull;
 
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
-use super::{Direction, with_pool};
+use super::{Direction, with_slot};
 
-/// The Hal of a device bound to pool slot `SLOT`.
+/// The Hal of a device bound to pool slot `SLOT`. Name it from a
+/// [`super::PoolId`] with [`crate::with_pool_hal!`].
 ///
 /// virtio-drivers' `dma_alloc` and `share` cannot fail. Running out of pool
 /// is therefore checked before the driver is asked to do anything: callers
@@ -39,7 +40,7 @@ fn fatal(slot: usize, what: &str, error: &dyn core::fmt::Display) -> ! {
 // zeroed; `share` returns a private bounce copy that lives until `unshare`.
 unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        let address = match with_pool(SLOT, |pool| pool.alloc_pages(pages)) {
+        let address = match with_slot(SLOT, |pool| pool.alloc_pages(pages)) {
             Ok(Ok(address)) => address,
             Ok(Err(error)) => fatal(SLOT, "dma_alloc", &error),
             Err(error) => fatal(SLOT, "dma_alloc", &error),
@@ -51,7 +52,7 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     }
 
     unsafe fn dma_dealloc(paddr: PhysAddr, _vaddr: NonNull<u8>, pages: usize) -> i32 {
-        match with_pool(SLOT, |pool| pool.free_pages_at(paddr, pages)) {
+        match with_slot(SLOT, |pool| pool.free_pages_at(paddr, pages)) {
             Ok(Ok(())) => 0,
             Ok(Err(error)) => {
                 log::error!("DMA pool {SLOT}: dma_dealloc: {error}");
@@ -72,7 +73,7 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         // SAFETY: virtio-drivers promises the buffer is valid and unaliased
         // for the call.
-        match with_pool(SLOT, |pool| unsafe { pool.bounce_in(buffer, direction.into()) }) {
+        match with_slot(SLOT, |pool| unsafe { pool.bounce_in(buffer, direction.into()) }) {
             Ok(Ok(address)) => address,
             Ok(Err(error)) => fatal(SLOT, "share", &error),
             Err(error) => fatal(SLOT, "share", &error),
@@ -81,7 +82,7 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
 
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
         // SAFETY: as for share; `paddr` is what share returned for it.
-        match with_pool(SLOT, |pool| unsafe { pool.bounce_out(paddr, buffer, direction.into()) }) {
+        match with_slot(SLOT, |pool| unsafe { pool.bounce_out(paddr, buffer, direction.into()) }) {
             Ok(Ok(())) => {}
             Ok(Err(error)) => fatal(SLOT, "unshare", &error),
             Err(error) => fatal(SLOT, "unshare", &error),
@@ -89,10 +90,20 @@ unsafe impl<const SLOT: usize> Hal for PoolHal<SLOT> {
     }
 }
 
+/// The runtime expands `with_pool_hal!` itself, so that a slot without an
+/// arm fails to compile here rather than in an image.
+const _: () = {
+    fn _every_slot_has_a_hal(pool: super::PoolId) -> usize {
+        crate::with_pool_hal!(pool, |H| core::mem::size_of::<H>())
+    }
+};
+
 #[cfg(test)]
 mod tests {
     use super::super::pool::tests::host_pool_memory;
-    use super::super::register;
+    use core::any::TypeId;
+
+    use super::super::{MAX_POOLS, SlotError, all_stats, register, registered};
     use super::*;
 
     // Each test uses its own slot: the registry is global.
@@ -117,7 +128,7 @@ mod tests {
     #[test]
     fn share_bounces_and_unshare_copies_back() {
         let memory = host_pool_memory(4);
-        register(6, memory).unwrap();
+        let pool = register(6, memory).unwrap();
         let mut request = *b"read sector 7";
         // SAFETY (this and the calls below): live, exclusively borrowed
         // buffers, unshared with the address share returned for them.
@@ -134,19 +145,46 @@ mod tests {
         // SAFETY: as for share above.
         unsafe { PoolHal::<6>::unshare(paddr, NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
         assert_eq!(&response, b"answer!!");
-        let stats = super::super::with_pool(6, |pool| pool.stats()).unwrap();
+        let stats = super::super::with_pool(pool, |pool| pool.stats());
         assert_eq!((stats.bounces, stats.bytes_bounced, stats.bytes_in_use), (2, 13 + 8, 0));
     }
 
     #[test]
     fn slots_are_checked() {
-        assert_eq!(register(99, host_pool_memory(1)), Err(super::super::SlotError::NoSuchSlot(99)));
-        register(7, host_pool_memory(1)).unwrap();
-        assert_eq!(register(7, host_pool_memory(1)), Err(super::super::SlotError::Occupied(7)));
-        let slot: usize = 3;
-        let result: Result<usize, _> = crate::with_pool_hal!(slot, |H| core::mem::size_of::<H>());
-        assert_eq!(result, Ok(0));
-        let bad: Result<usize, _> = crate::with_pool_hal!(42usize, |H| core::mem::size_of::<H>());
-        assert_eq!(bad, Err(super::super::SlotError::NoSuchSlot(42)));
+        assert_eq!(register(99, host_pool_memory(1)), Err(SlotError::NoSuchSlot(99)));
+        assert_eq!(register(MAX_POOLS, host_pool_memory(1)), Err(SlotError::NoSuchSlot(MAX_POOLS)));
+        let pool = register(7, host_pool_memory(1)).unwrap();
+        assert_eq!(register(7, host_pool_memory(1)), Err(SlotError::Occupied(7)));
+        assert_eq!(registered(7), Some(pool));
+        assert_eq!(
+            (pool.index(), alloc::format!("{pool}"), alloc::format!("{pool:?}")),
+            (7, "7".into(), "PoolId(7)".into())
+        );
+        // The Hal of a handle is its slot's, and the dispatch is total: no
+        // error case.
+        let hal: TypeId = crate::with_pool_hal!(pool, |H| TypeId::of::<H>());
+        assert_eq!(hal, TypeId::of::<PoolHal<7>>());
+    }
+
+    #[test]
+    fn every_slot_dispatches_to_its_own_hal() {
+        // Slots 0 to 2 are used by no other unit test.
+        for index in 0..3 {
+            let pool = register(index, host_pool_memory(1)).unwrap();
+            let hal = crate::with_pool_hal!(pool, |H| TypeId::of::<H>());
+            let expected = [TypeId::of::<PoolHal<0>>(), TypeId::of::<PoolHal<1>>(), TypeId::of::<PoolHal<2>>()];
+            assert_eq!(hal, expected[index], "slot {index}");
+        }
+        // Whatever else is registered by now maps the same way.
+        for (pool, _, _) in all_stats() {
+            let hal = crate::with_pool_hal!(pool, |H| core::any::type_name::<H>());
+            assert!(hal.ends_with(&alloc::format!("PoolHal<{}>", pool.index())), "{hal} for {pool:?}");
+        }
+    }
+
+    #[test]
+    fn the_registry_and_the_tree_agree_on_the_capacity() {
+        assert_eq!(crate::devicetree::MAX_POOLS, MAX_POOLS);
+        assert_eq!(registered(MAX_POOLS), None);
     }
 }

@@ -24,7 +24,7 @@ use super::validate::{
     check_response, check_shm,
 };
 use super::wait::{Deadline, WAIT_SLICE, Wakeup};
-use crate::dma;
+use crate::dma::{self, PoolId};
 use crate::platform::Range;
 use crate::virtio::transport::{ProbedTransport, TransportError, VirtioTransport};
 
@@ -249,8 +249,8 @@ struct Rings<H: Hal> {
 
 /// The hostmem driver for one device.
 ///
-/// `H` must be the Hal of the device's DMA pool slot (`PoolHal<slot>`; use
-/// [`crate::with_pool_hal!`] to name it from `Device::pool_slot`): every
+/// `H` must be the Hal of the device's DMA pool (use
+/// [`crate::with_pool_hal!`] to name it from `Device::pool`): every
 /// ring and message buffer comes from that pool, and the driver reserves
 /// pool room before each buffer it hands over, so an exhausted pool is an
 /// error, never a fatal exit inside virtio-drivers.
@@ -267,7 +267,7 @@ struct Rings<H: Hal> {
 pub struct Hostmem<H: Hal, T: VirtioTransport = ProbedTransport> {
     transport: ManuallyDrop<T>,
     rings: ManuallyDrop<Rings<H>>,
-    pool_slot: usize,
+    pool: PoolId,
     features: u64,
     max_instances: u32,
     entries: Vec<SubdeviceEntry>,
@@ -339,33 +339,33 @@ impl<H: Hal> Hostmem<H, ProbedTransport> {
             }
             (false, _) => None,
         };
-        Self::probe(device.transport, device.pool_slot, &owned, options, wakeup, Some(before))
+        Self::probe(device.transport, device.pool, &owned, options, wakeup, Some(before))
     }
 }
 
 impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
     /// Probes the device behind `transport` (see `Hostmem::new`, which is
     /// this plus the owned ranges from `Boot` and the interrupt line).
-    /// `pool_slot` is the DMA pool `H` allocates from; `owned` is the
+    /// `pool` is the DMA pool `H` allocates from; `owned` is the
     /// memory no region may overlap; `wakeup` is how to wait for the device
     /// (`None`: spin).
     ///
     /// Regions are added to the page table on the bare-metal runtime only.
     pub fn from_transport(
         transport: T,
-        pool_slot: usize,
+        pool: PoolId,
         owned: &OwnedRanges,
         options: Options,
         wakeup: Option<Box<dyn Wakeup>>,
     ) -> Result<Self, HostmemError> {
-        Self::probe(transport, pool_slot, owned, options, wakeup, None)
+        Self::probe(transport, pool, owned, options, wakeup, None)
     }
 
     /// [`Self::from_transport`], with the config snapshot taken to identify
     /// the device if the caller has one.
     fn probe(
         mut transport: T,
-        pool_slot: usize,
+        pool: PoolId,
         owned: &OwnedRanges,
         options: Options,
         wakeup: Option<Box<dyn Wakeup>>,
@@ -419,10 +419,10 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
         // Every allocation the probe makes, checked up front: rings, event
         // buffers and one config request (QUERY_SUBDEVICE).
         let ring_pages = PAGES_PER_QUEUE * (2 + queues as usize);
-        if let Err(error) = check_pool(pool_slot, ring_pages + event_buffers + 2) {
+        if let Err(error) = check_pool(pool, ring_pages + event_buffers + 2) {
             return Err(refuse(transport, error));
         }
-        let free_before = free_pages(pool_slot);
+        let free_before = pool.free_pages();
         let rings = match create_rings::<H, T>(&mut transport, queues, event_buffers) {
             Ok(rings) => rings,
             Err(error) => return Err(refuse(transport, error)),
@@ -431,7 +431,7 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
         let mut hostmem = Self {
             transport: ManuallyDrop::new(transport),
             rings: ManuallyDrop::new(rings),
-            pool_slot,
+            pool,
             features: negotiated.accepted,
             max_instances,
             entries: config.entries().to_vec(),
@@ -449,8 +449,8 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
         };
         // From here, an error drops `hostmem`, which resets the device before
         // freeing the rings and marks it FAILED.
-        if free_before.saturating_sub(free_pages(pool_slot)) != ring_pages {
-            return Err(HostmemError::HalNotOfPool { slot: pool_slot });
+        if free_before.saturating_sub(pool.free_pages()) != ring_pages {
+            return Err(HostmemError::HalNotOfPool { pool });
         }
         hostmem.bring_up(&config, owned)?;
         hostmem.refused = false;
@@ -899,7 +899,7 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
                 let Some(chain) = notify.with_buffers.iter_mut().find(|c| c.token == token && c.used.is_none()) else {
                     return Err(HostmemError::BadUsed { queue, reason: UsedReason::UnknownToken(token) });
                 };
-                let before = pool_bytes_bounced(self.pool_slot);
+                let before = self.pool.stats().bytes_bounced;
                 // As `notify_with_buffers` added them (no empty input).
                 let inputs: &[&[u8]] = if chain.input.is_empty() {
                     &[&chain.notification[..]]
@@ -912,7 +912,7 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
                 // back from its bounce buffer.
                 let popped = unsafe { notify.queue.pop_used(token, inputs, &mut outputs) };
                 // Only the output is copied back, and it is payload.
-                let bounced = pool_bytes_bounced(self.pool_slot).saturating_sub(before);
+                let bounced = self.pool.stats().bytes_bounced.saturating_sub(before);
                 self.counters.bytes_copied_by_transport += bounced;
                 self.counters.payload_bytes_copied_by_transport += bounced;
                 match popped {
@@ -1310,7 +1310,7 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
     }
 
     fn bounced(&self) -> u64 {
-        pool_bytes_bounced(self.pool_slot)
+        self.pool.stats().bytes_bounced
     }
 
     /// Adds what the pool bounced since `before` to the counters; all but
@@ -1324,27 +1324,31 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
 
     /// Sets pool room aside for the next bounces, all or nothing.
     fn reserve(&self, lens: &[usize]) -> Result<(), HostmemError> {
-        let slot = self.pool_slot;
-        dma::with_pool(slot, |pool| {
+        let id = self.pool;
+        dma::with_pool(id, |pool| {
             // What the pool really takes: its buddy allocator rounds every
             // request up to a power of two of pages. (Fragmentation can still
             // make a reservation fail; that is a typed error too.)
             let needed: usize = lens.iter().map(|len| len.div_ceil(PAGE).next_power_of_two()).sum();
             if pool.free_pages() < needed {
-                return Err(HostmemError::PoolExhausted { slot, needed_pages: needed, free_pages: pool.free_pages() });
+                return Err(HostmemError::PoolExhausted {
+                    pool: id,
+                    needed_pages: needed,
+                    free_pages: pool.free_pages(),
+                });
             }
             for &len in lens {
-                pool.reserve(len).map_err(|error| HostmemError::Pool { slot, error })?;
+                pool.reserve(len).map_err(|error| HostmemError::Pool { pool: id, error })?;
             }
             Ok(())
-        })?
+        })
     }
 
     /// After a failed `add`: returns reservations the bounce did not use.
     /// (This releases every unused reservation of the pool; `add` only fails
     /// on a full queue, which callers check first.)
     fn release_reservations(&self) {
-        let _ = dma::with_pool(self.pool_slot, |pool| pool.release_reservations());
+        self.pool.release_reservations();
     }
 }
 
@@ -1370,11 +1374,6 @@ impl<H: Hal, T: VirtioTransport> Drop for Hostmem<H, T> {
             unsafe { ManuallyDrop::drop(&mut self.transport) };
         }
     }
-}
-
-/// What the pool has bounced so far (0 for a slot without a pool).
-fn pool_bytes_bounced(slot: usize) -> u64 {
-    dma::with_pool(slot, |pool| pool.stats().bytes_bounced).unwrap_or(0)
 }
 
 fn notify_queue_index(id: u32) -> u16 {
@@ -1418,14 +1417,10 @@ fn validate_config(config: &Config, owned: &OwnedRanges, max_subdevices: u32) ->
     Ok(())
 }
 
-fn free_pages(slot: usize) -> usize {
-    dma::with_pool(slot, |pool| pool.free_pages()).unwrap_or(0)
-}
-
-fn check_pool(slot: usize, needed_pages: usize) -> Result<(), HostmemError> {
-    let free_pages = dma::with_pool(slot, |pool| pool.free_pages())?;
+fn check_pool(pool: PoolId, needed_pages: usize) -> Result<(), HostmemError> {
+    let free_pages = pool.free_pages();
     if free_pages < needed_pages {
-        return Err(HostmemError::PoolExhausted { slot, needed_pages, free_pages });
+        return Err(HostmemError::PoolExhausted { pool, needed_pages, free_pages });
     }
     Ok(())
 }

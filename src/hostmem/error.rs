@@ -4,7 +4,7 @@ use core::fmt;
 
 use hostmem_wire::{Opcode, Status, WireError};
 
-use crate::dma::{DmaError, SlotError};
+use crate::dma::{DmaError, PoolId};
 use crate::interrupts::InterruptError;
 use crate::platform::Range;
 use crate::virtio::mmio::MmioError;
@@ -139,15 +139,13 @@ pub enum HostmemError {
     /// available.
     BadUsed { queue: u16, reason: UsedReason },
     /// The DMA pool is too small for what the driver needs.
-    PoolExhausted { slot: usize, needed_pages: usize, free_pages: usize },
+    PoolExhausted { pool: PoolId, needed_pages: usize, free_pages: usize },
     /// The DMA pool refused an operation.
-    Pool { slot: usize, error: DmaError },
-    /// The DMA pool slot is unusable.
-    Slot(SlotError),
-    /// The rings did not come from the device's pool slot: `H` is not
-    /// `PoolHal<slot>`, so the driver's pool reservations would not cover
-    /// its buffers.
-    HalNotOfPool { slot: usize },
+    Pool { pool: PoolId, error: DmaError },
+    /// The rings did not come from the device's pool: `H` is not that
+    /// pool's Hal (`with_pool_hal!(pool, |H| ...)`), so the driver's pool
+    /// reservations would not cover its buffers.
+    HalNotOfPool { pool: PoolId },
     /// The device's interrupt could not be bound.
     Interrupt(InterruptError),
     /// A region could not be added to the page table.
@@ -224,13 +222,12 @@ impl fmt::Display for HostmemError {
             }
             Self::Queue { queue, error } => write!(f, "hostmem queue {queue}: {error}"),
             Self::BadUsed { queue, reason } => write!(f, "hostmem queue {queue}: {reason}"),
-            Self::PoolExhausted { slot, needed_pages, free_pages } => {
-                write!(f, "DMA pool {slot}: {needed_pages} pages needed, {free_pages} free")
+            Self::PoolExhausted { pool, needed_pages, free_pages } => {
+                write!(f, "DMA pool {pool}: {needed_pages} pages needed, {free_pages} free")
             }
-            Self::Pool { slot, error } => write!(f, "DMA pool {slot}: {error}"),
-            Self::Slot(error) => write!(f, "{error}"),
-            Self::HalNotOfPool { slot } => {
-                write!(f, "hostmem: the virtqueue Hal does not allocate from DMA pool {slot} (use PoolHal<{slot}>)")
+            Self::Pool { pool, error } => write!(f, "DMA pool {pool}: {error}"),
+            Self::HalNotOfPool { pool } => {
+                write!(f, "hostmem: the virtqueue Hal does not allocate from DMA pool {pool} (use PoolHal<{pool}>)")
             }
             Self::Interrupt(error) => write!(f, "hostmem interrupt: {error}"),
 
@@ -284,12 +281,6 @@ impl core::error::Error for HostmemError {}
 impl From<MmioError> for HostmemError {
     fn from(error: MmioError) -> Self {
         Self::Transport(error)
-    }
-}
-
-impl From<SlotError> for HostmemError {
-    fn from(error: SlotError) -> Self {
-        Self::Slot(error)
     }
 }
 

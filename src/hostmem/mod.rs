@@ -19,8 +19,8 @@
 //!     println!("{}", hostmem.counters());
 //!     Ok(())
 //! }
-//! // PoolHal is chosen by slot at run time:
-//! tidepool::with_pool_hal!(device.pool_slot, |H| run::<H>(device, boot));
+//! // The device's pool handle picks its Hal at run time:
+//! tidepool::with_pool_hal!(device.pool, |H| run::<H>(device, boot))?;
 //! ```
 //!
 //! # The host is untrusted

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -19,7 +19,7 @@ use hostmem_wire::{
 };
 
 use super::*;
-use crate::dma::{self, PoolHal};
+use crate::dma::{self, PoolHal, PoolId};
 use crate::platform::Range;
 use crate::virtio::mmio::{FakeQueue, FakeRegisters, MmioError, MmioV2Transport, Registers, reg};
 
@@ -381,21 +381,23 @@ const POOL_PAGES: usize = 1024;
 /// these tests count pool bytes and pages, so they run one at a time.
 fn pool() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        dma::register(SLOT, range(host_pages(POOL_PAGES), POOL_PAGES as u64 * PAGE)).unwrap();
-    });
     let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    dma::with_pool(SLOT, |pool| pool.release_reservations()).unwrap();
+    test_pool().release_reservations();
     guard
 }
 
+/// The handle of the shared test pool, registered on first use.
+fn test_pool() -> PoolId {
+    static POOL: OnceLock<PoolId> = OnceLock::new();
+    *POOL.get_or_init(|| dma::register(SLOT, range(host_pages(POOL_PAGES), POOL_PAGES as u64 * PAGE)).unwrap())
+}
+
 fn free_pages() -> usize {
-    dma::with_pool(SLOT, |pool| pool.free_pages()).unwrap()
+    test_pool().free_pages()
 }
 
 fn pool_range() -> Range {
-    dma::with_pool(SLOT, |pool| pool.range()).unwrap()
+    test_pool().range()
 }
 
 /// Hostile behaviour to switch on.
@@ -811,7 +813,7 @@ fn probe_with<R: Registers>(
 ) -> Result<Hostmem<TestHal, MmioV2Transport<R>>, HostmemError> {
     let transport = MmioV2Transport::new(regs).unwrap();
     let wakeup: Box<dyn Wakeup> = Box::new(EmuWakeup(rig.emu.clone()));
-    Hostmem::from_transport(transport, SLOT, owned, options(), Some(wakeup))
+    Hostmem::from_transport(transport, test_pool(), owned, options(), Some(wakeup))
 }
 
 fn probe(rig: &Rig) -> Result<Hostmem<TestHal, MmioV2Transport<FakeRegisters>>, HostmemError> {
@@ -956,7 +958,7 @@ fn a_foreign_device_is_left_untouched() {
     let rig = echo_rig();
     let transport = MmioV2Transport::new(rig.fake.clone()).unwrap();
     let options = Options { device_id: 22, ..options() };
-    let result = Hostmem::<TestHal, _>::from_transport(transport, SLOT, &OwnedRanges::new(), options, None);
+    let result = Hostmem::<TestHal, _>::from_transport(transport, test_pool(), &OwnedRanges::new(), options, None);
     assert!(matches!(result, Err(HostmemError::WrongDeviceId { expected: 22, found: 21 })));
     assert!(rig.fake.device().status_writes.is_empty());
 }
@@ -1035,19 +1037,18 @@ fn too_small_a_pool_is_an_error_not_an_exit() {
     let _pool = pool();
     let free = free_pages();
     // Take all but a few pages.
-    let hog = dma::with_pool(SLOT, |pool| {
+    let hog = dma::with_pool(test_pool(), |pool| {
         let mut taken = Vec::new();
         while pool.free_pages() > 5 {
             taken.push(pool.alloc_pages(1).unwrap());
         }
         taken
-    })
-    .unwrap();
+    });
     let rig = echo_rig();
     let result = probe(&rig);
-    dma::with_pool(SLOT, |pool| hog.iter().for_each(|&page| pool.free_pages_at(page, 1).unwrap())).unwrap();
+    dma::with_pool(test_pool(), |pool| hog.iter().for_each(|&page| pool.free_pages_at(page, 1).unwrap()));
     let error = assert_refused(&rig, result, free);
-    assert!(matches!(error, HostmemError::PoolExhausted { slot: SLOT, free_pages: 5, .. }), "{error}");
+    assert!(matches!(error, HostmemError::PoolExhausted { pool, free_pages: 5, .. } if pool == test_pool()), "{error}");
 }
 
 #[test]
@@ -1055,16 +1056,16 @@ fn a_hal_of_another_pool_is_refused() {
     let _pool = pool();
     let free = free_pages();
     // Slot 3 is free in the unit tests: register a small pool there.
-    static OTHER: Once = Once::new();
-    OTHER.call_once(|| dma::register(3, range(host_pages(64), 64 * PAGE)).unwrap());
+    static OTHER: OnceLock<PoolId> = OnceLock::new();
+    let other = *OTHER.get_or_init(|| dma::register(3, range(host_pages(64), 64 * PAGE)).unwrap());
     let rig = echo_rig();
     let transport = MmioV2Transport::new(rig.fake.clone()).unwrap();
     let wakeup: Box<dyn Wakeup> = Box::new(EmuWakeup(rig.emu.clone()));
     let result =
-        Hostmem::<PoolHal<3>, _>::from_transport(transport, SLOT, &OwnedRanges::new(), options(), Some(wakeup));
+        Hostmem::<PoolHal<3>, _>::from_transport(transport, test_pool(), &OwnedRanges::new(), options(), Some(wakeup));
     let error = assert_refused(&rig, result, free);
-    assert!(matches!(error, HostmemError::HalNotOfPool { slot: SLOT }), "{error}");
-    assert_eq!(dma::with_pool(3, |pool| pool.free_pages()).unwrap(), 64, "the other pool got its rings back");
+    assert!(matches!(error, HostmemError::HalNotOfPool { pool } if pool == test_pool()), "{error}");
+    assert_eq!(other.free_pages(), 64, "the other pool got its rings back");
 }
 
 /// Register access that rewrites config space after the first full read,
@@ -1244,7 +1245,7 @@ fn inline(want_event: bool) -> Notification {
 }
 
 fn pool_stats() -> dma::PoolStats {
-    dma::with_pool(SLOT, |pool| pool.stats()).unwrap()
+    test_pool().stats()
 }
 
 /// Pool pages taken one at a time until `left` are free; given back on
@@ -1253,14 +1254,13 @@ struct Hog(Vec<u64>);
 
 impl Hog {
     fn leaving(left: usize) -> Self {
-        let taken = dma::with_pool(SLOT, |pool| {
+        let taken = dma::with_pool(test_pool(), |pool| {
             let mut taken = Vec::new();
             while pool.free_pages() > left {
                 taken.push(pool.alloc_pages(1).unwrap());
             }
             taken
-        })
-        .unwrap();
+        });
         assert_eq!(free_pages(), left);
         Self(taken)
     }
@@ -1268,7 +1268,7 @@ impl Hog {
     fn give_back(&mut self, pages: usize) {
         for _ in 0..pages {
             let page = self.0.pop().unwrap();
-            dma::with_pool(SLOT, |pool| pool.free_pages_at(page, 1)).unwrap().unwrap();
+            dma::with_pool(test_pool(), |pool| pool.free_pages_at(page, 1)).unwrap();
         }
     }
 }
@@ -1465,14 +1465,20 @@ fn a_pool_too_small_for_the_bounces_is_an_error_not_an_exit() {
     // 1 (notification) + 1 (input) + 4 (output: 3 pages, which the buddy
     // allocator rounds up to 4) pages.
     let error = hostmem.notify_with_buffers(&instance, inline(false), vec![1; 10], vec![0; big]).unwrap_err();
-    assert!(matches!(error, HostmemError::PoolExhausted { slot: SLOT, needed_pages: 6, free_pages: 3 }), "{error}");
+    assert!(
+        matches!(error, HostmemError::PoolExhausted { pool, needed_pages: 6, free_pages: 3 } if pool == test_pool()),
+        "{error}"
+    );
     assert_eq!(free_pages(), 3, "nothing reserved");
     // Enough pages by count (1 + 3), but not by what the pool takes (1 + 4):
     // refused up front, nothing reserved.
     hog.give_back(1);
     let error =
         hostmem.notify_with_buffers(&instance, inline(false), Vec::new(), vec![0; 3 * PAGE as usize]).unwrap_err();
-    assert!(matches!(error, HostmemError::PoolExhausted { slot: SLOT, needed_pages: 5, free_pages: 4 }), "{error}");
+    assert!(
+        matches!(error, HostmemError::PoolExhausted { pool, needed_pages: 5, free_pages: 4 } if pool == test_pool()),
+        "{error}"
+    );
     assert_eq!(free_pages(), 4, "nothing reserved");
     assert_eq!(pool_stats().bounces, stats.bounces, "nothing bounced");
     // Nothing went out, and no seq was used.

@@ -21,6 +21,7 @@ use core::ptr::NonNull;
 
 use crate::Boot;
 use crate::devicetree::{DtError, Interrupt};
+use crate::dma::PoolId;
 use crate::pci::config::Bdf;
 use crate::platform::Range;
 use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, WindowClaim};
@@ -33,8 +34,10 @@ pub use super::probe_pci::PciProblem;
 pub enum DmaPolicy {
     /// Refuse it (the default).
     Strict,
-    /// Use this pool slot for it, but only when the tree declares no pools.
-    Unrestricted { fallback_slot: usize },
+    /// Use this pool for it (typically one from
+    /// [`crate::dma::register_private_pool`]), but only when the tree
+    /// declares no pools.
+    Unrestricted { fallback: PoolId },
 }
 
 /// A device that answered with virtio-mmio version 2 or as a modern
@@ -47,8 +50,9 @@ pub struct Device {
     /// bridge's `interrupt-map`, `None` without one (poll instead).
     pub interrupt: Option<Interrupt>,
     pub device_id: u32,
-    /// The DMA pool slot ([`crate::dma`]) its rings and buffers come from.
-    pub pool_slot: usize,
+    /// The DMA pool its rings and buffers come from; its Hal is
+    /// `with_pool_hal!(device.pool, |H| ...)`.
+    pub pool: PoolId,
     /// virtio-pci: the host bridge (index in `Platform::pci_bridges`) and
     /// the function's address.
     pub pci: Option<(usize, Bdf)>,
@@ -63,7 +67,7 @@ impl fmt::Debug for Device {
         f.debug_struct("Device")
             .field("reg", &self.reg)
             .field("device_id", &self.device_id)
-            .field("pool_slot", &self.pool_slot)
+            .field("pool", &self.pool)
             .field("pci", &self.pci)
             .finish()
     }
@@ -83,8 +87,8 @@ pub enum ProbeError {
     Transport { device: Range, error: MmioError },
     /// A transport from an earlier probe still drives it.
     InUse { device: Range },
-    /// Its pool slot holds no registered pool (registration failed at boot,
-    /// or an `Unrestricted` fallback slot the image never filled).
+    /// The tree's pool `slot` (index in `Platform::pools`, and its slot)
+    /// has no registered pool: registration failed at boot.
     PoolNotRegistered { device: Range, slot: usize },
     /// A PCI function behind bridge `bridge` (index) that is left alone.
     Pci { bridge: usize, bdf: Bdf, problem: PciProblem },
@@ -120,29 +124,29 @@ pub fn probe(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Probe
     found
 }
 
-/// The pool slot a device bound to `pool` (index in `Platform::pools`)
-/// uses under `policy`, or why none: the same rules for both transports.
-pub(super) fn pool_slot(boot: &Boot, policy: DmaPolicy, pool: Option<usize>) -> Result<usize, PoolRefusal> {
-    let slot = match pool {
+/// The pool a device bound to `pool` (index in `Platform::pools`) uses
+/// under `policy`, or why none: the same rules for both transports.
+pub(super) fn pool_for(boot: &Boot, policy: DmaPolicy, pool: Option<usize>) -> Result<PoolId, PoolRefusal> {
+    match pool {
         Some(index) => match boot.layout.pool(index) {
-            Some(Ok(_)) => index,
-            Some(Err(error)) => return Err(PoolRefusal::Unusable(Box::new(*error))),
-            None => return Err(PoolRefusal::NoPool),
+            // Boot registered the tree's pool `index` in slot `index`. Every
+            // ring and buffer will come from it: it must be registered now
+            // (and be the pool the layout placed), not fail at the first
+            // allocation.
+            Some(Ok(range)) => crate::dma::registered(index)
+                .filter(|registered| registered.range() == *range)
+                .ok_or(PoolRefusal::NotRegistered(index)),
+            Some(Err(error)) => Err(PoolRefusal::Unusable(Box::new(*error))),
+            None => Err(PoolRefusal::NoPool),
         },
         None => match policy {
-            DmaPolicy::Unrestricted { fallback_slot } if boot.platform.pools().is_empty() => fallback_slot,
-            _ => return Err(PoolRefusal::NoPool),
+            DmaPolicy::Unrestricted { fallback } if boot.platform.pools().is_empty() => Ok(fallback),
+            _ => Err(PoolRefusal::NoPool),
         },
-    };
-    // Every ring and buffer will come from this slot: it must hold a pool
-    // now, not fail at the first allocation.
-    if crate::dma::with_pool(slot, |_| ()).is_err() {
-        return Err(PoolRefusal::NotRegistered(slot));
     }
-    Ok(slot)
 }
 
-/// Why [`pool_slot`] refused.
+/// Why [`pool_for`] refused.
 pub(super) enum PoolRefusal {
     Unusable(Box<DtError>),
     NoPool,
@@ -173,7 +177,7 @@ fn probe_mmio(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Prob
                 Err(MmioError::EmptySlot) => return Ok(None),
                 Err(error) => return Err(ProbeError::Transport { device: node.reg, error }),
             };
-            let pool_slot = pool_slot(boot, policy, node.pool).map_err(|refusal| match refusal {
+            let pool = pool_for(boot, policy, node.pool).map_err(|refusal| match refusal {
                 PoolRefusal::Unusable(error) => ProbeError::Pool { device: node.reg, error },
                 PoolRefusal::NoPool => ProbeError::NoPool { device: node.reg },
                 PoolRefusal::NotRegistered(slot) => ProbeError::PoolNotRegistered { device: node.reg, slot },
@@ -182,7 +186,7 @@ fn probe_mmio(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Prob
                 reg: node.reg,
                 interrupt: Some(node.interrupt),
                 device_id: transport.device_id(),
-                pool_slot,
+                pool,
                 pci: None,
                 isr_address: None,
                 transport: ProbedTransport::Mmio(transport.with_access_platform(true).with_claim(claim)),

@@ -16,7 +16,7 @@ use core::ptr::NonNull;
 use arrayvec::ArrayVec;
 
 use super::pci::{MODERN_DEVICE_IDS, MmioSpan, PciRegions, PciTransport, VIRTIO_VENDOR_ID};
-use super::probe::{Device, DmaPolicy, PoolRefusal, ProbeError, pool_slot};
+use super::probe::{Device, DmaPolicy, PoolRefusal, ProbeError, pool_for};
 use super::transport::{ProbedTransport, TransportError, WindowClaim};
 use crate::Boot;
 use crate::devicetree::{DtError, PciHostBridge};
@@ -39,7 +39,7 @@ pub enum PciProblem {
     Pool(Box<DtError>),
     /// No pool for it, and the policy refuses such devices.
     NoPool,
-    /// Its pool slot holds no registered pool.
+    /// The tree's pool `slot` has no registered pool.
     PoolNotRegistered { slot: usize },
     /// The transport refused it.
     Transport(TransportError),
@@ -170,7 +170,7 @@ fn probe_function(
     };
     let caps = virtio_caps(config, bdf, &bars).map_err(PciProblem::Function)?;
     let pool = bridge.pool_of(bdf.bus(), bdf.device(), bdf.function());
-    let pool_slot = pool_slot(boot, policy, pool).map_err(|refusal| match refusal {
+    let pool = pool_for(boot, policy, pool).map_err(|refusal| match refusal {
         PoolRefusal::Unusable(error) => PciProblem::Pool(error),
         PoolRefusal::NoPool => PciProblem::NoPool,
         PoolRefusal::NotRegistered(slot) => PciProblem::PoolNotRegistered { slot },
@@ -234,7 +234,7 @@ fn probe_function(
         reg: common_bar,
         interrupt,
         device_id: u32::from(function.device_id - 0x1040),
-        pool_slot,
+        pool,
         pci: Some((index, bdf)),
         isr_address: address(&caps.isr),
         transport: ProbedTransport::Pci(Box::new(transport)),

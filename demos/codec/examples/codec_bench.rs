@@ -48,10 +48,11 @@ use codec_client::{ZeroCopyClient, text, verify};
 use codec_clip::Clip;
 use hostmem_wire::METADATA_SIZE;
 use hostmem_wire::codec::{self, SlotLayout};
+use tidepool::dma::PoolId;
 use tidepool::hostmem::{Counters, Hostmem, Instance, Notification, Options};
 use tidepool::time;
 use tidepool::virtio::probe::{self, DmaPolicy};
-use tidepool::{Boot, dma, println};
+use tidepool::{Boot, println};
 use virtio_drivers::Hal;
 
 tidepool::entry!(main);
@@ -101,15 +102,11 @@ fn main(boot: &'static Boot) -> u32 {
         println!("bench: error: no hostmem device");
         return tidepool::exit::FAILURE;
     };
-    let slot = device.pool_slot;
-    match tidepool::with_pool_hal!(slot, |H| run::<H>(device, boot, &clip, settings, slot)) {
-        Ok(Ok(())) => {
+    let pool = device.pool;
+    match tidepool::with_pool_hal!(pool, |H| run::<H>(device, boot, &clip, settings, pool)) {
+        Ok(()) => {
             println!("bench: done");
             tidepool::exit::SUCCESS
-        }
-        Ok(Err(error)) => {
-            println!("bench: error: {error}");
-            tidepool::exit::FAILURE
         }
         Err(error) => {
             println!("bench: error: {error}");
@@ -133,7 +130,7 @@ fn run<H: Hal>(
     boot: &Boot,
     clip: &Clip<'_>,
     settings: Settings,
-    slot: usize,
+    pool: PoolId,
 ) -> Result<(), String> {
     let mut hostmem =
         Hostmem::<H>::new(device, boot, Options { interrupts: false, ..Options::default() }).map_err(text)?;
@@ -146,7 +143,7 @@ fn run<H: Hal>(
     for _ in 0..settings.warmup {
         play_zero_copy(&mut client, &mut hostmem, &zero_copy, clip, 1, settings.timeout)?;
     }
-    measure(&mut hostmem, slot, "hostmem", settings.depth, |hostmem| {
+    measure(&mut hostmem, pool, "hostmem", settings.depth, |hostmem| {
         play_zero_copy(&mut client, hostmem, &zero_copy, clip, settings.rounds, settings.timeout)
     })?;
 
@@ -154,7 +151,7 @@ fn run<H: Hal>(
     for _ in 0..settings.warmup {
         copy.play(&mut hostmem, &copying, clip, 1, settings.timeout)?;
     }
-    measure(&mut hostmem, slot, "copy", settings.copy_depth, |hostmem| {
+    measure(&mut hostmem, pool, "copy", settings.copy_depth, |hostmem| {
         copy.play(hostmem, &copying, clip, settings.rounds, settings.timeout)
     })?;
 
@@ -166,16 +163,16 @@ fn run<H: Hal>(
 /// Runs `play` and prints its result line with the driver's counters.
 fn measure<H: Hal>(
     hostmem: &mut Hostmem<H>,
-    slot: usize,
+    pool: PoolId,
     path: &str,
     depth: u32,
     play: impl FnOnce(&mut Hostmem<H>) -> Result<Run, String>,
 ) -> Result<(), String> {
-    let pool_before = dma::with_pool(slot, |pool| pool.stats()).map_err(text)?;
+    let pool_before = pool.stats();
     let before: Counters = hostmem.counters();
     let run = play(hostmem)?;
     let counters = hostmem.counters().since(&before);
-    let pool_after = dma::with_pool(slot, |pool| pool.stats()).map_err(text)?;
+    let pool_after = pool.stats();
     let us = |ticks: u64| time::micros_between(0, ticks);
     println!(
         "bench: path={path} depth={depth} frames={} us={} verify_us={} bytes_in={} bytes_out={} doorbells={} interrupts={} events={} notifications={} transport_bytes={} payload_bytes={} pool_bounced={}",

@@ -62,17 +62,13 @@ fn main(boot: &'static Boot) -> u32 {
         println!("codec: no hostmem device");
         return tidepool::exit::FAILURE;
     };
-    let slot = device.pool_slot;
-    let result = tidepool::with_pool_hal!(slot, |H| play::<H>(device, boot, &clip, frames, timeout));
+    let pool = device.pool;
+    let result = tidepool::with_pool_hal!(pool, |H| play::<H>(device, boot, &clip, frames, timeout));
     match result {
-        Ok(Ok(summary)) if summary.verified == frames => tidepool::exit::SUCCESS,
-        Ok(Ok(_)) => tidepool::exit::FAILURE,
-        Ok(Err(error)) => {
-            println!("codec: error: {error}");
-            tidepool::exit::FAILURE
-        }
+        Ok(summary) if summary.verified == frames => tidepool::exit::SUCCESS,
+        Ok(_) => tidepool::exit::FAILURE,
         Err(error) => {
-            println!("codec: {error}");
+            println!("codec: error: {error}");
             tidepool::exit::FAILURE
         }
     }
