@@ -12,11 +12,10 @@ use super::error::{MEMRESERVE, at, at_path, reservation_entry};
 use super::node::{self, Node, parse_string};
 use super::pci::{Context as PciContext, PciScan};
 use crate::platform::{
-    self, ADDRESS_LIMIT, Conduit, ErrorKind, GICV2_CPU_INTERFACE_WINDOW, GICV2_DISTRIBUTOR_WINDOW,
-    GICV3_DISTRIBUTOR_WINDOW, GICV3_REDISTRIBUTOR_WINDOW, Gic, Interrupt, MAX_ALLOC_RANGES, MAX_BOOTARGS,
-    MAX_MEMORY_RANGES, MAX_POOLS, MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, NodePath,
-    Origin, PAGE_SIZE, PL011_WINDOW, Placement, Platform, PlatformError, Pool, Psci, PsciVersion, Range, Reserved,
-    ShortValue, Timer, Uart, VIRTIO_WINDOW, VirtioMmio, WindowError, WindowRule, ram_covers,
+    Conduit, ErrorKind, Gic, Interrupt, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_POOLS,
+    MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, NodePath, Origin, PL011_WINDOW,
+    Placement, Platform, PlatformError, Pool, Psci, PsciVersion, Range, Reserved, ShortValue, Timer, Uart,
+    VIRTIO_WINDOW, VirtioMmio, rules,
 };
 
 /// Nodes with a phandle; QEMU's virt trees have fewer than ten.
@@ -301,12 +300,15 @@ impl<'b, 'a> Scan<'b, 'a> {
     }
 
     fn finish(mut self) -> Result<Platform, PlatformError> {
-        let memory = self.check_memory()?;
-        self.check_pools(&memory);
+        let memory = rules::check_memory(&mut self.memory, "reg")?;
+        if memory.is_empty() {
+            return Err(at_path("/memory", "reg", ErrorKind::NoRam));
+        }
+        rules::check_pools(&mut self.pools, &memory, &self.reserved);
         // The GIC and the console are needed to run at all: a bad window
         // fails discovery. A bad virtio window leaves just that device out.
         if let Some((gic, node)) = &self.gic {
-            check_gic_windows(gic, &self.memory).map_err(|kind| at(*node, "reg", kind))?;
+            rules::check_gic_windows(gic, &self.memory).map_err(|kind| at(*node, "reg", kind))?;
         }
         let resolver = Resolver { fdt: self.fdt, phandles: &self.phandles, pools: &self.pools };
         let timer = match &self.timer {
@@ -318,7 +320,7 @@ impl<'b, 'a> Scan<'b, 'a> {
         };
         let uart = self.find_uart(&resolver)?;
         if let Some(uart) = &uart {
-            check_window(uart.reg, PL011_WINDOW, &self.memory)
+            rules::check_named_window(uart.reg, PL011_WINDOW, &self.memory)
                 .map_err(|kind| PlatformError::new(uart.origin, "reg", kind))?;
         }
 
@@ -337,7 +339,8 @@ impl<'b, 'a> Scan<'b, 'a> {
         // Same capacity as the pending list, so nothing is dropped.
         for pending in &self.virtio {
             let device = pending.as_ref().map_err(|error| *error).and_then(|pending| {
-                check_window(pending.reg, VIRTIO_WINDOW, &self.memory).map_err(|kind| at(pending.path, "reg", kind))?;
+                rules::check_named_window(pending.reg, VIRTIO_WINDOW, &self.memory)
+                    .map_err(|kind| at(pending.path, "reg", kind))?;
                 if let Some((other, other_range)) = fixed.iter().find(|(_, range)| range.overlaps(&pending.reg)) {
                     let kind = ErrorKind::Overlap { range: pending.reg, other: *other, other_range: *other_range };
                     return Err(at(pending.path, "reg", kind));
@@ -346,7 +349,7 @@ impl<'b, 'a> Scan<'b, 'a> {
             });
             let _ = virtio.try_push(device);
         }
-        refuse_shared_windows(&mut virtio);
+        rules::refuse_shared_windows(&mut virtio);
         let pci = {
             let mut others: ArrayVec<(Origin, Range), { 2 + MAX_REDISTRIBUTOR_REGIONS + MAX_VIRTIO }> =
                 fixed.iter().copied().collect();
@@ -392,69 +395,6 @@ impl<'b, 'a> Scan<'b, 'a> {
         })
     }
 
-    /// Sorts RAM and refuses overlaps (with two claims on the same bytes,
-    /// neither can be trusted) and RAM the page tables cannot map.
-    fn check_memory(&mut self) -> Result<ArrayVec<Range, MAX_MEMORY_RANGES>, PlatformError> {
-        self.memory.sort_unstable_by_key(|(range, _)| *range);
-        if let Some((range, node)) = self.memory.iter().find(|(range, _)| range.end() > ADDRESS_LIMIT) {
-            let kind = ErrorKind::BeyondAddressSpace { range: *range, limit: ADDRESS_LIMIT };
-            return Err(PlatformError::new(*node, "reg", kind));
-        }
-        for pair in self.memory.windows(2) {
-            if let [(lower, lower_node), (upper, upper_node)] = pair
-                && lower.overlaps(upper)
-            {
-                let kind = ErrorKind::Overlap { range: *upper, other: *lower_node, other_range: *lower };
-                return Err(PlatformError::new(*upper_node, "reg", kind));
-            }
-        }
-        if self.memory.is_empty() {
-            return Err(at_path("/memory", "reg", ErrorKind::NoRam));
-        }
-        let mut memory = ArrayVec::new();
-        for (range, _) in &self.memory {
-            // Same capacity as the list it comes from.
-            let _ = memory.try_push(*range);
-        }
-        Ok(memory)
-    }
-
-    /// Records on each pool what makes it unusable given RAM, reservations
-    /// and the other fixed pools.
-    fn check_pools(&mut self, memory: &[Range]) {
-        let total_ram = memory.iter().map(|range| range.size).fold(0, u64::saturating_add);
-        for pool in &mut self.pools {
-            if let Ok(placement) = &pool.placement
-                && let Err(kind) = check_pool(placement, memory, total_ram, &self.reserved)
-            {
-                pool.placement = Err(PlatformError::new(pool.origin, placement.property(), kind));
-            }
-        }
-        // Two fixed pools over the same bytes: both are suspect.
-        let mut conflicts: ArrayVec<(usize, PlatformError), MAX_POOLS> = ArrayVec::new();
-        for (index, pool) in self.pools.iter().enumerate() {
-            let Ok(Placement::Fixed(range)) = pool.placement else {
-                continue;
-            };
-            let other = self.pools.iter().enumerate().find_map(|(other_index, other)| match other.placement {
-                Ok(Placement::Fixed(other_range)) if other_index != index && other_range.overlaps(&range) => {
-                    Some((other.origin, other_range))
-                }
-                _ => None,
-            });
-            if let Some((other, other_range)) = other {
-                let error = PlatformError::new(pool.origin, "reg", ErrorKind::Overlap { range, other, other_range });
-                // One entry per pool at most.
-                let _ = conflicts.try_push((index, error));
-            }
-        }
-        for (index, error) in conflicts {
-            if let Some(pool) = self.pools.get_mut(index) {
-                pool.placement = Err(error);
-            }
-        }
-    }
-
     /// The console: `/chosen/stdout-path` (a path or an alias, options
     /// after ':' ignored) if it names an available PL011, else the first
     /// available PL011.
@@ -493,87 +433,6 @@ impl<'b, 'a> Scan<'b, 'a> {
         let target = parse_string(alias.value).map_err(|kind| at_path("/aliases", alias.name, kind))?;
         Ok(target.starts_with('/').then_some(target))
     }
-}
-
-/// The shared window rule ([`crate::platform::check_window`]), its
-/// violation named in tree terms: the memory node a window shares a page
-/// with.
-pub(crate) fn check_window(range: Range, rule: WindowRule, memory: &[(Range, Origin)]) -> Result<(), ErrorKind> {
-    let ram: ArrayVec<Range, MAX_MEMORY_RANGES> =
-        memory.iter().map(|(range, _)| *range).take(MAX_MEMORY_RANGES).collect();
-    platform::check_window(range, rule, &ram).map_err(|error| match error {
-        WindowError::BeyondAddressSpace { range, limit } => ErrorKind::BeyondAddressSpace { range, limit },
-        WindowError::Misaligned { value, alignment } => ErrorKind::Misaligned { value, alignment },
-        WindowError::TooSmall { size, min } => ErrorKind::WindowTooSmall { size, min },
-        WindowError::InRam { range, ram } => {
-            let memory =
-                memory.iter().find(|(entry, _)| *entry == ram).map(|(_, origin)| *origin).unwrap_or(Origin::Unnamed);
-            ErrorKind::DeviceInRam { range, memory, ram }
-        }
-    })
-}
-
-/// Every GIC frame against what arm-gic touches in it.
-fn check_gic_windows(gic: &Gic, memory: &[(Range, Origin)]) -> Result<(), ErrorKind> {
-    match gic {
-        Gic::V2 { distributor, cpu_interface } => {
-            check_window(*distributor, GICV2_DISTRIBUTOR_WINDOW, memory)?;
-            check_window(*cpu_interface, GICV2_CPU_INTERFACE_WINDOW, memory)
-        }
-        Gic::V3 { distributor, redistributors } => {
-            check_window(*distributor, GICV3_DISTRIBUTOR_WINDOW, memory)?;
-            redistributors.iter().try_for_each(|range| check_window(*range, GICV3_REDISTRIBUTOR_WINDOW, memory))
-        }
-    }
-}
-
-/// Two virtio windows over the same registers: both drivers would drive
-/// one device, so neither is used (as with two pools over the same bytes).
-fn refuse_shared_windows(virtio: &mut ArrayVec<Result<VirtioMmio, PlatformError>, MAX_VIRTIO>) {
-    let mut clashes: ArrayVec<(usize, PlatformError), MAX_VIRTIO> = ArrayVec::new();
-    for (index, device) in virtio.iter().enumerate() {
-        let Ok(device) = device else {
-            continue;
-        };
-        let other = virtio.iter().enumerate().find_map(|(other_index, other)| match other {
-            Ok(other) if other_index != index && other.reg.overlaps(&device.reg) => Some(other),
-            _ => None,
-        });
-        if let Some(other) = other {
-            let kind = ErrorKind::Overlap { range: device.reg, other: other.origin, other_range: other.reg };
-            // One entry per device at most.
-            let _ = clashes.try_push((index, PlatformError::new(device.origin, "reg", kind)));
-        }
-    }
-    for (index, error) in clashes {
-        if let Some(device) = virtio.get_mut(index) {
-            *device = Err(error);
-        }
-    }
-}
-
-/// A pool's own problems, given RAM and reservations.
-fn check_pool(placement: &Placement, memory: &[Range], total_ram: u64, reserved: &[Reserved]) -> Result<(), ErrorKind> {
-    let size = placement.size();
-    if size > total_ram {
-        return Err(ErrorKind::AbsurdSize { size, limit: total_ram });
-    }
-    if !size.is_multiple_of(PAGE_SIZE) {
-        return Err(ErrorKind::Misaligned { value: size, alignment: PAGE_SIZE });
-    }
-    let Placement::Fixed(range) = *placement else {
-        return Ok(());
-    };
-    if !range.base.is_multiple_of(PAGE_SIZE) {
-        return Err(ErrorKind::Misaligned { value: range.base, alignment: PAGE_SIZE });
-    }
-    if !ram_covers(memory, range) {
-        return Err(ErrorKind::OutsideRam { range });
-    }
-    if let Some(other) = reserved.iter().find(|reserved| reserved.range.overlaps(&range)) {
-        return Err(ErrorKind::Overlap { range, other: other.origin, other_range: other.range });
-    }
-    Ok(())
 }
 
 fn read_pool(node: &Node<'_, '_, '_>) -> Pool {

@@ -404,3 +404,32 @@ impl fmt::Display for ErrorKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn messages_name_the_origin_as_the_tree_did() {
+        let kind = ErrorKind::MissingProperty;
+        assert_eq!(
+            PlatformError::new(Origin::node("/psci"), "method", kind).to_string(),
+            "/psci: property \"method\": missing"
+        );
+        assert_eq!(PlatformError::new(Origin::node("/psci"), "", kind).to_string(), "/psci: missing");
+        assert_eq!(PlatformError::header("magic", kind).to_string(), "header field \"magic\": missing");
+        assert_eq!(PlatformError::from(kind).to_string(), "missing");
+        let range = Range::new(0x1000, 0x1000).unwrap();
+        let overlap = ErrorKind::Overlap { range, other: Origin::Runtime("(image)"), other_range: range };
+        assert_eq!(
+            PlatformError::new(Origin::node("/pool"), "reg", overlap).to_string(),
+            "/pool: property \"reg\": range 0x1000..0x2000 overlaps (image) (0x1000..0x2000)"
+        );
+        assert_eq!(Origin::node("/a").node_path().map(NodePath::as_str), Some("/a"));
+        assert_eq!(Origin::TreeHeader.node_path(), None);
+    }
+}

@@ -28,6 +28,7 @@ mod layout;
 mod model;
 mod pci;
 mod range;
+pub(crate) mod rules;
 mod text;
 
 pub use cmdline::bootarg;

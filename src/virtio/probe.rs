@@ -72,7 +72,7 @@ impl fmt::Debug for Device {
 #[derive(Debug)]
 pub enum ProbeError {
     /// The node itself was invalid (bad reg, interrupts, memory-region ...).
-    /// (Boxed: a `PlatformError` carries a node path; probing runs with a heap.)
+    /// (Boxed: a `PlatformError` carries its origin; probing runs with a heap.)
     Tree(Box<PlatformError>),
     /// Its pool could not be placed or is invalid.
     Pool { device: Range, error: Box<PlatformError> },
