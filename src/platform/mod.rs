@@ -14,7 +14,8 @@
 //! ([`check_window`]), and the memory layout ([`layout()`]: pool placement
 //! and free RAM), which only reads the model.
 //!
-//! Nothing here depends on a particular source.
+//! Nothing here imports a source: sources depend on this module, never the
+//! reverse.
 
 // A PlatformError is about 200 bytes: it names origin and property (and for
 // an overlap the other origin) in fixed-capacity strings, since errors are
