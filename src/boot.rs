@@ -7,8 +7,8 @@
 
 use core::fmt;
 
-use crate::devicetree::{self, Layout, Platform};
-use crate::platform::{Range, RangeError};
+use crate::devicetree;
+use crate::platform::{Layout, Origin, Platform, PlatformError, Range, RangeError};
 
 /// What the runtime found and set up, handed to the image's `main`.
 pub struct Boot {
@@ -79,8 +79,8 @@ const LOADER_DTB_LIMIT: usize = 16 * 1024 * 1024;
 mod image {
     use super::*;
     use crate::arch::mmu;
-    use crate::devicetree::NodePath;
     use crate::exit;
+    use crate::platform;
 
     /// Upper bound on the normalised copy; QEMU's trees hold about 10 KiB.
     const DTB_CAPACITY: usize = 256 * 1024;
@@ -155,7 +155,7 @@ mod image {
         // Discovery kept device windows out of RAM; the image and the
         // loader's tree need not be in RAM the tree declares.
         platform
-            .check_device_windows(&[(image, devicetree::IMAGE), (dtb_range, devicetree::DEVICE_TREE)])
+            .check_device_windows(&[(image, platform::IMAGE), (dtb_range, platform::DEVICE_TREE)])
             .map_err(BootError::Tree)?;
 
         // The tree's PL011 replaces the early one now if the boot map has
@@ -175,7 +175,7 @@ mod image {
             log::info!("the loader passed no device tree (x0 = 0): using the one built into the image");
         }
 
-        let layout = devicetree::layout(&platform, image, dtb_range);
+        let layout = platform::layout(&platform, image, dtb_range);
         // Only RAM the boot map covers as normal memory for now: the final
         // map needs the heap (its page tables, the list below), and the rest
         // of RAM is mapped only by it.
@@ -197,7 +197,7 @@ mod image {
         // none) or switched off first.
         unsafe { mmu::activate(&ranges) }.map_err(|error| {
             let what = error.range().and_then(|range| map.iter().find(|entry| entry.0 == range)).map(|entry| entry.2);
-            BootError::Mmu { what: what.unwrap_or_default(), error }
+            BootError::Mmu { what: what.unwrap_or(Origin::Unnamed), error }
         })?;
         if let Some(reg) = uart_pending {
             use_tree_uart(reg);
@@ -249,22 +249,22 @@ mod image {
         image: Range,
         text_end: u64,
         rodata_end: u64,
-    ) -> Result<alloc::vec::Vec<(Range, mmu::Kind, NodePath)>, BootError> {
+    ) -> Result<alloc::vec::Vec<(Range, mmu::Kind, Origin)>, BootError> {
         let mut map = alloc::vec::Vec::new();
         // RAM without no-map reservations, plus every pool (see
         // Layout::normal_memory for why pools are mapped regardless).
         for range in layout.normal_memory() {
-            map.push((*range, mmu::Kind::Data, NodePath::new("(RAM)")));
+            map.push((*range, mmu::Kind::Data, Origin::Runtime("(RAM)")));
         }
         // The whole image (data, .bss, stack) even if the tree's RAM does
         // not cover it or a reservation claims it: the runtime runs there.
         let code = Range::new(image.base, text_end - image.base).map_err(BootError::range("the image's code"))?;
         let rodata = Range::new(text_end, rodata_end - text_end).map_err(BootError::range("the image's constants"))?;
-        map.push((image, mmu::Kind::Data, NodePath::new(devicetree::IMAGE)));
-        map.push((code, mmu::Kind::Code, NodePath::new("(image code)")));
-        map.push((rodata, mmu::Kind::ReadOnly, NodePath::new("(image constants)")));
-        for (node, window) in platform.named_device_windows() {
-            map.push((window, mmu::Kind::Device, node));
+        map.push((image, mmu::Kind::Data, platform::IMAGE));
+        map.push((code, mmu::Kind::Code, Origin::Runtime("(image code)")));
+        map.push((rodata, mmu::Kind::ReadOnly, Origin::Runtime("(image constants)")));
+        for (origin, window) in platform.named_device_windows() {
+            map.push((window, mmu::Kind::Device, origin));
         }
         // Without a UART in the tree the early one stays the console; it
         // must stay mapped, unless the tree put RAM in its page.
@@ -277,7 +277,7 @@ mod image {
                 log::warn!("the tree names no UART and has RAM over the early one: the console goes quiet");
                 crate::console::clear_sink();
             } else {
-                map.push((window, mmu::Kind::Device, NodePath::new("(early UART)")));
+                map.push((window, mmu::Kind::Device, Origin::Runtime("(early UART)")));
             }
         }
         Ok(map)
@@ -289,7 +289,7 @@ mod image {
     }
 }
 
-/// Why the boot stopped. Large (a `DtError` carries its node path), but
+/// Why the boot stopped. Large (a `PlatformError` carries its origin), but
 /// made at most once per boot, before there is a heap to box it in.
 #[derive(Debug)]
 pub enum BootError {
@@ -297,7 +297,7 @@ pub enum BootError {
     NoTree,
     /// x0 does not point at a tree we can read.
     BadTreeAddress(u64),
-    Tree(devicetree::DtError),
+    Tree(PlatformError),
     /// A range the image or the board defines (not the tree) is invalid.
     Range {
         what: &'static str,
@@ -308,7 +308,7 @@ pub enum BootError {
     /// The final map failed at the range `what` names (RAM, part of the
     /// image, a device node).
     Mmu {
-        what: devicetree::NodePath,
+        what: Origin,
         error: crate::arch::mmu::MmuError,
     },
 }

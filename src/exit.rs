@@ -16,7 +16,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use arrayvec::ArrayVec;
 use spin::Mutex;
 
-use crate::devicetree::Platform;
+use crate::platform::Platform;
 
 pub const SUCCESS: u32 = 0;
 /// A test case failed, or the image's main returned an error.

@@ -1,7 +1,7 @@
 //! Tidepool: a bare-metal runtime for aarch64 guests of embedded hypervisors.
 //!
 //! An image links this crate, declares its `main` with [`entry!`] and gets
-//! a validated [`devicetree::Platform`], a console, a heap and an identity
+//! a validated [`platform::Platform`], a console, a heap and an identity
 //! map. See `docs/architecture.md` for how the pieces fit.
 
 #![cfg_attr(not(test), no_std)]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tidepool::devicetree::{self, HEADER_SIZE};
-use tidepool::platform::Range;
+use tidepool::platform::{self, Range};
 
 /// Mutations over all fixtures together, unless TIDEPOOL_DT_MUTATIONS says.
 const TOTAL_MUTATIONS: usize = 120_000;
@@ -239,7 +239,7 @@ fn run_pipeline(mutant: &[u8], out: &mut [u8], counts: &mut Counts) {
         (Range { base: 0x4008_0000, size: 0x20_0000 }, Range { base: 0x4400_0000, size: 0x2000 }),
         (Range { base: 0x4800_0000, size: 0x10_0000 }, Range { base: 0x4000_0000, size: 0x1_0000 }),
     ] {
-        let layout = devicetree::layout(&platform, image, dtb);
+        let layout = platform::layout(&platform, image, dtb);
         counts.pools_placed += layout.pools().iter().filter(|pool| pool.is_ok()).count();
         let _ = write!(text, "{layout}");
         let placed: Vec<Range> = layout.pools().iter().filter_map(|pool| pool.as_ref().ok().copied()).collect();

@@ -7,7 +7,8 @@
 
 use arrayvec::ArrayVec;
 
-use super::error::{DtError, DtErrorKind, MEMRESERVE, NodePath, ROOT_PSEUDO_PROPERTY, reservation_entry};
+use super::error::{self, MEMRESERVE, ROOT_PSEUDO_PROPERTY, at, at_path, reservation_entry};
+use crate::platform::{ErrorKind, NodePath, PlatformError};
 
 /// Size of the header, which is all [`blob_total_size`] reads.
 pub const HEADER_SIZE: usize = 40;
@@ -60,7 +61,7 @@ struct Header {
 }
 
 impl Header {
-    fn parse(bytes: &[u8]) -> Result<Self, DtError> {
+    fn parse(bytes: &[u8]) -> Result<Self, PlatformError> {
         let field = |index: usize| be32(bytes, index * 4);
         let (Some(magic), Some(total_size), Some(off_struct), Some(off_strings), Some(off_reservations)) =
             (field(0), field(1), field(2), field(3), field(4))
@@ -73,10 +74,10 @@ impl Header {
             return Err(truncated_header(bytes.len()));
         };
         if magic != MAGIC {
-            return Err(DtError::header("magic", DtErrorKind::BadMagic { found: magic }));
+            return Err(PlatformError::header("magic", ErrorKind::BadMagic { found: magic }));
         }
         if version < VERSION || last_compatible > VERSION {
-            return Err(DtError::header("version", DtErrorKind::UnsupportedVersion { version, last_compatible }));
+            return Err(PlatformError::header("version", ErrorKind::UnsupportedVersion { version, last_compatible }));
         }
         let header =
             Self { total_size, off_struct, off_strings, off_reservations, boot_cpuid, size_strings, size_struct };
@@ -87,12 +88,12 @@ impl Header {
     /// Every block lies inside `totalsize`, after the header, aligned, and
     /// apart from the others. (The reservation block's end is only known
     /// once its terminator is found; see [`Blob::parse`].)
-    fn check_blocks(&self) -> Result<(), DtError> {
+    fn check_blocks(&self) -> Result<(), PlatformError> {
         let total = u64::from(self.total_size);
         if total < HEADER_SIZE as u64 {
-            return Err(DtError::header(
+            return Err(PlatformError::header(
                 "totalsize",
-                DtErrorKind::Truncated { needed: HEADER_SIZE as u64, available: total },
+                ErrorKind::Truncated { needed: HEADER_SIZE as u64, available: total },
             ));
         }
         let blocks = [
@@ -103,35 +104,35 @@ impl Header {
         for (name, offset, size, alignment) in blocks {
             let (offset, size) = (u64::from(offset), u64::from(size));
             if offset < HEADER_SIZE as u64 {
-                return Err(DtError::header(name, DtErrorKind::BlocksOverlap));
+                return Err(PlatformError::header(name, ErrorKind::BlocksOverlap));
             }
             if !offset.is_multiple_of(alignment) {
-                return Err(DtError::header(name, DtErrorKind::Misaligned { value: offset, alignment }));
+                return Err(PlatformError::header(name, ErrorKind::Misaligned { value: offset, alignment }));
             }
             if offset + size > total {
-                return Err(DtError::header(name, DtErrorKind::OutOfBounds { offset, size, limit: total }));
+                return Err(PlatformError::header(name, ErrorKind::OutOfBounds { offset, size, limit: total }));
             }
         }
         if !self.size_struct.is_multiple_of(4) {
             let value = u64::from(self.size_struct);
-            return Err(DtError::header("size_dt_struct", DtErrorKind::Misaligned { value, alignment: 4 }));
+            return Err(PlatformError::header("size_dt_struct", ErrorKind::Misaligned { value, alignment: 4 }));
         }
         let structs = (self.off_struct, self.size_struct);
         let strings = (self.off_strings, self.size_strings);
         if spans_overlap(structs, strings) {
-            return Err(DtError::header("off_dt_strings", DtErrorKind::BlocksOverlap));
+            return Err(PlatformError::header("off_dt_strings", ErrorKind::BlocksOverlap));
         }
         if spans_overlap((self.off_reservations, RESERVATION_SIZE as u32), structs)
             || spans_overlap((self.off_reservations, RESERVATION_SIZE as u32), strings)
         {
-            return Err(DtError::header("off_mem_rsvmap", DtErrorKind::BlocksOverlap));
+            return Err(PlatformError::header("off_mem_rsvmap", ErrorKind::BlocksOverlap));
         }
         Ok(())
     }
 }
 
-fn truncated_header(available: usize) -> DtError {
-    DtErrorKind::Truncated { needed: HEADER_SIZE as u64, available: available as u64 }.into()
+fn truncated_header(available: usize) -> PlatformError {
+    ErrorKind::Truncated { needed: HEADER_SIZE as u64, available: available as u64 }.into()
 }
 
 /// Whether two (offset, size) spans share a byte; empty spans share none.
@@ -144,7 +145,7 @@ fn spans_overlap(a: (u32, u32), b: (u32, u32)) -> bool {
 /// Reads and checks the 40-byte header only and returns `totalsize`: how
 /// many bytes the whole blob occupies, so that a loader knows how much to
 /// copy before calling [`normalize`].
-pub fn blob_total_size(header: &[u8]) -> Result<usize, DtError> {
+pub fn blob_total_size(header: &[u8]) -> Result<usize, PlatformError> {
     Header::parse(header).map(|header| header.total_size as usize)
 }
 
@@ -161,31 +162,34 @@ pub(crate) struct Blob<'b> {
 }
 
 impl<'b> Blob<'b> {
-    pub fn parse(blob: &'b [u8]) -> Result<Self, DtError> {
+    pub fn parse(blob: &'b [u8]) -> Result<Self, PlatformError> {
         let header = Header::parse(blob)?;
         let total = header.total_size as usize;
         let bytes = blob.get(..total).ok_or_else(|| {
-            DtError::header("totalsize", DtErrorKind::Truncated { needed: total as u64, available: blob.len() as u64 })
+            PlatformError::header(
+                "totalsize",
+                ErrorKind::Truncated { needed: total as u64, available: blob.len() as u64 },
+            )
         })?;
         let block = |offset: u32, size: u32| bytes.get(offset as usize..offset as usize + size as usize);
         // check_blocks put both inside `totalsize`.
         let (Some(structs), Some(strings)) =
             (block(header.off_struct, header.size_struct), block(header.off_strings, header.size_strings))
         else {
-            return Err(DtError::header("totalsize", DtErrorKind::BlocksOverlap));
+            return Err(PlatformError::header("totalsize", ErrorKind::BlocksOverlap));
         };
 
         let start = header.off_reservations as usize;
         let mut end = start;
         loop {
             let (Some(address), Some(size)) = (be64(bytes, end), be64(bytes, end + 8)) else {
-                let kind = DtErrorKind::OutOfBounds {
+                let kind = ErrorKind::OutOfBounds {
                     offset: start as u64,
                     size: (end - start + RESERVATION_SIZE) as u64,
                     limit: total as u64,
                 };
                 let entry = reservation_entry((end - start) / RESERVATION_SIZE);
-                return Err(DtError::at(NodePath::new(MEMRESERVE), entry.as_str(), kind));
+                return Err(at(NodePath::new(MEMRESERVE), entry.as_str(), kind));
             };
             if address == 0 && size == 0 {
                 break;
@@ -196,7 +200,7 @@ impl<'b> Blob<'b> {
         if spans_overlap(extent, (header.off_struct, header.size_struct))
             || spans_overlap(extent, (header.off_strings, header.size_strings))
         {
-            return Err(DtError::header("off_mem_rsvmap", DtErrorKind::BlocksOverlap));
+            return Err(PlatformError::header("off_mem_rsvmap", ErrorKind::BlocksOverlap));
         }
         let reservations = bytes.get(start..end).unwrap_or_default();
         Ok(Self { header, bytes, reservations, structs, strings })
@@ -210,9 +214,9 @@ struct Writer<'o> {
 }
 
 impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), DtErrorKind> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), ErrorKind> {
         let available = self.buffer.len() as u64;
-        let too_small = |needed: usize| DtErrorKind::OutputTooSmall { needed: needed as u64, available };
+        let too_small = |needed: usize| ErrorKind::OutputTooSmall { needed: needed as u64, available };
         let end = self.len.checked_add(bytes.len()).ok_or(too_small(usize::MAX))?;
         let target = self.buffer.get_mut(self.len..end).ok_or(too_small(end))?;
         target.copy_from_slice(bytes);
@@ -220,25 +224,25 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn put_u32(&mut self, value: u32) -> Result<(), DtErrorKind> {
+    fn put_u32(&mut self, value: u32) -> Result<(), ErrorKind> {
         self.put(&value.to_be_bytes())
     }
 
     /// Zero padding up to the next 4-byte boundary (the input's padding
     /// bytes are not copied, so equal trees normalise to equal bytes).
-    fn pad4(&mut self) -> Result<(), DtErrorKind> {
+    fn pad4(&mut self) -> Result<(), ErrorKind> {
         let padding = (4 - self.len % 4) % 4;
         self.put(&[0; 3][..padding])
     }
 
-    fn put_node_start(&mut self, name: &str) -> Result<(), DtErrorKind> {
+    fn put_node_start(&mut self, name: &str) -> Result<(), ErrorKind> {
         self.put_u32(FDT_BEGIN_NODE)?;
         self.put(name.as_bytes())?;
         self.put(&[0])?;
         self.pad4()
     }
 
-    fn put_property(&mut self, name_offset: u32, value: &[u8]) -> Result<(), DtErrorKind> {
+    fn put_property(&mut self, name_offset: u32, value: &[u8]) -> Result<(), ErrorKind> {
         self.put_u32(FDT_PROP)?;
         self.put_u32(offset32(value.len()))?;
         self.put_u32(name_offset)?;
@@ -246,10 +250,10 @@ impl Writer<'_> {
         self.pad4()
     }
 
-    fn set_u32(&mut self, at: usize, value: u32) -> Result<(), DtErrorKind> {
+    fn set_u32(&mut self, at: usize, value: u32) -> Result<(), ErrorKind> {
         let available = self.buffer.len() as u64;
         let target =
-            self.buffer.get_mut(at..at + 4).ok_or(DtErrorKind::OutputTooSmall { needed: at as u64 + 4, available })?;
+            self.buffer.get_mut(at..at + 4).ok_or(ErrorKind::OutputTooSmall { needed: at as u64 + 4, available })?;
         target.copy_from_slice(&value.to_be_bytes());
         Ok(())
     }
@@ -261,10 +265,10 @@ impl Writer<'_> {
 /// with no gaps, version 17, and zeroed padding.
 ///
 /// `blob` may extend past the tree's `totalsize`; the rest is ignored.
-pub fn normalize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
+pub fn normalize(blob: &[u8], out: &mut [u8]) -> Result<usize, PlatformError> {
     let blob = Blob::parse(blob)?;
     let mut writer = Writer { buffer: out, len: 0 };
-    let output_error = DtError::from;
+    let output_error = PlatformError::from;
     writer.put(&[0; HEADER_SIZE]).map_err(output_error)?;
     writer.put(blob.reservations).map_err(output_error)?;
     writer.put(&[0; RESERVATION_SIZE]).map_err(output_error)?;
@@ -294,7 +298,7 @@ pub fn normalize(blob: &[u8], out: &mut [u8]) -> Result<usize, DtError> {
 
 /// Checks a blob as [`normalize`] does, refusing FDT_NOP tokens. Run before
 /// discovery so that it is safe on any input, not just `normalize`'s output.
-pub(crate) fn validate_normalized(blob: &[u8]) -> Result<Blob<'_>, DtError> {
+pub(crate) fn validate_normalized(blob: &[u8]) -> Result<Blob<'_>, PlatformError> {
     let parsed = Blob::parse(blob)?;
     walk_struct(&parsed, None)?;
     Ok(parsed)
@@ -343,7 +347,7 @@ fn valid_name(name: &[u8], is_node: bool) -> bool {
 
 /// Walks every token of the struct block, checking it; with a writer,
 /// copies every token except FDT_NOP, without one, refuses FDT_NOP.
-fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), DtError> {
+fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), PlatformError> {
     let block = blob.structs;
     let mut nodes = PathTracker { path: NodePath::default(), marks: ArrayVec::new() };
     let mut root_closed = false;
@@ -352,27 +356,27 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
     let mut at = 0;
     loop {
         let offset = offset32(at);
-        let fail = |nodes: &PathTracker, property: &str, kind| DtError::at(nodes.path, property, kind);
+        let fail = |nodes: &PathTracker, property: &str, kind| error::at(nodes.path, property, kind);
         let Some(token) = be32(block, at) else {
-            return Err(fail(&nodes, "", DtErrorKind::MissingEnd));
+            return Err(fail(&nodes, "", ErrorKind::MissingEnd));
         };
         let next = match token {
             FDT_BEGIN_NODE => {
                 if root_closed {
-                    return Err(fail(&nodes, "", DtErrorKind::MultipleRoots { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::MultipleRoots { offset }));
                 }
                 let rest = block.get(at + 4..).unwrap_or_default();
                 let Some(length) = rest.iter().position(|&byte| byte == 0) else {
-                    return Err(fail(&nodes, "", DtErrorKind::UnterminatedName { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::UnterminatedName { offset }));
                 };
                 let name = rest.get(..length).unwrap_or_default();
                 let is_root = nodes.depth() == 0;
                 if is_root != name.is_empty() || (!is_root && !valid_name(name, true)) {
-                    return Err(fail(&nodes, "", DtErrorKind::BadName { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::BadName { offset }));
                 }
                 let name = core::str::from_utf8(name).unwrap_or_default();
                 if !nodes.push(name) {
-                    return Err(fail(&nodes, "", DtErrorKind::NestingTooDeep { limit: MAX_DEPTH as u32 }));
+                    return Err(fail(&nodes, "", ErrorKind::NestingTooDeep { limit: MAX_DEPTH as u32 }));
                 }
                 properties_allowed = true;
                 let next = align4(at + 4 + length + 1).unwrap_or(usize::MAX);
@@ -383,7 +387,7 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
             }
             FDT_END_NODE => {
                 if nodes.depth() == 0 {
-                    return Err(fail(&nodes, "", DtErrorKind::UnbalancedNodes { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::UnbalancedNodes { offset }));
                 }
                 nodes.pop();
                 root_closed = nodes.depth() == 0;
@@ -395,23 +399,20 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
             }
             FDT_PROP => {
                 if nodes.depth() == 0 {
-                    return Err(fail(&nodes, "", DtErrorKind::PropertyOutsideNode { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::PropertyOutsideNode { offset }));
                 }
                 let (Some(length), Some(name_offset)) = (be32(block, at + 4), be32(block, at + 8)) else {
-                    return Err(fail(&nodes, "", DtErrorKind::MissingEnd));
+                    return Err(fail(&nodes, "", ErrorKind::MissingEnd));
                 };
                 let name = property_name(blob.strings, name_offset).map_err(|kind| fail(&nodes, "", kind))?;
                 if !properties_allowed {
-                    return Err(fail(&nodes, name, DtErrorKind::PropertyAfterChild { offset }));
+                    return Err(fail(&nodes, name, ErrorKind::PropertyAfterChild { offset }));
                 }
                 let start = at + 12;
                 let value = start.checked_add(length as usize).and_then(|end| block.get(start..end));
                 let Some(value) = value else {
-                    let kind = DtErrorKind::OutOfBounds {
-                        offset: start as u64,
-                        size: length.into(),
-                        limit: block.len() as u64,
-                    };
+                    let kind =
+                        ErrorKind::OutOfBounds { offset: start as u64, size: length.into(), limit: block.len() as u64 };
                     return Err(fail(&nodes, name, kind));
                 };
                 if let Some(out) = out.as_deref_mut() {
@@ -421,16 +422,16 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
             }
             FDT_NOP => {
                 if out.is_none() {
-                    return Err(fail(&nodes, "", DtErrorKind::NotNormalized { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::NotNormalized { offset }));
                 }
                 at + 4
             }
             FDT_END => {
                 if nodes.depth() != 0 {
-                    return Err(fail(&nodes, "", DtErrorKind::UnbalancedNodes { offset }));
+                    return Err(fail(&nodes, "", ErrorKind::UnbalancedNodes { offset }));
                 }
                 if !root_closed {
-                    return Err(DtError::new("/", ROOT_PSEUDO_PROPERTY, DtErrorKind::MissingRoot));
+                    return Err(at_path("/", ROOT_PSEUDO_PROPERTY, ErrorKind::MissingRoot));
                 }
                 if let Some(out) = out.as_deref_mut() {
                     out.put_u32(FDT_END).map_err(|kind| fail(&nodes, "", kind))?;
@@ -439,7 +440,7 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
                 // does) and not copied.
                 return Ok(());
             }
-            token => return Err(fail(&nodes, "", DtErrorKind::BadToken { offset, token })),
+            token => return Err(fail(&nodes, "", ErrorKind::BadToken { offset, token })),
         };
         // A name or value that ends in the block's last bytes may leave its
         // padding outside; the next token read then fails as MissingEnd.
@@ -448,14 +449,14 @@ fn walk_struct(blob: &Blob<'_>, mut out: Option<&mut Writer<'_>>) -> Result<(), 
 }
 
 /// The NUL-terminated, printable name at `offset` in the strings block.
-fn property_name(strings: &[u8], offset: u32) -> Result<&str, DtErrorKind> {
+fn property_name(strings: &[u8], offset: u32) -> Result<&str, ErrorKind> {
     let strings_size = offset32(strings.len());
     let rest = strings.get(offset as usize..).filter(|rest| !rest.is_empty());
-    let rest = rest.ok_or(DtErrorKind::BadStringOffset { offset, strings_size })?;
-    let length = rest.iter().position(|&byte| byte == 0).ok_or(DtErrorKind::UnterminatedString)?;
+    let rest = rest.ok_or(ErrorKind::BadStringOffset { offset, strings_size })?;
+    let length = rest.iter().position(|&byte| byte == 0).ok_or(ErrorKind::UnterminatedString)?;
     let name = rest.get(..length).unwrap_or_default();
     if !valid_name(name, false) {
-        return Err(DtErrorKind::BadName { offset });
+        return Err(ErrorKind::BadName { offset });
     }
-    core::str::from_utf8(name).map_err(|_| DtErrorKind::BadName { offset })
+    core::str::from_utf8(name).map_err(|_| ErrorKind::BadName { offset })
 }

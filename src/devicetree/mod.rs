@@ -1,13 +1,14 @@
-//! The device tree: validation, discovery of the platform, and the memory
-//! layout derived from it.
+//! The device tree as a platform source: validation, and discovery of the
+//! [`Platform`] model (`crate::platform`) from it.
 //!
 //! The tree comes from the loader or hypervisor and is **untrusted input**:
-//! every check returns a [`DtError`] naming the node path and property, and
+//! every check returns a [`PlatformError`] whose [`Origin::Node`] names the
+//! node path, with the property, and
 //! nothing here panics, whatever the bytes. Nothing allocates either
 //! (fixed-capacity collections; too many entries is an error, never a silent
 //! truncation), because the runtime reads the tree before it has a heap.
 //!
-//! Three steps:
+//! Two steps here, and the shared layout after them:
 //!
 //! 1. [`normalize`] validates the whole blob in one pass (header fields,
 //!    block bounds and alignment, the memory reservation block, every struct
@@ -17,7 +18,8 @@
 //!    [`blob_total_size`] reads only the header, so a loader knows how many
 //!    bytes to copy first.
 //! 2. [`discover`] reads a [`Platform`] from the normalised copy.
-//! 3. [`layout()`] places the DMA pools and computes the free RAM.
+//! 3. [`crate::platform::layout()`] places the DMA pools and computes the
+//!    free RAM, from the model alone.
 //!
 //! # Why the `fdt` crate only walks a validated copy
 //!
@@ -65,14 +67,11 @@
 //! one DMA pool or one virtio device are recorded on that entry, so the
 //! runtime can leave it alone and carry on.
 
-// A DtError is about 200 bytes: it names node and property (and for an
-// overlap the other node) in fixed-capacity strings, since errors are built
-// before there is a heap to box them in. Errors are rare and returned once.
+// A PlatformError is about 200 bytes: see crate::platform.
 #![allow(clippy::result_large_err)]
 
 mod blob;
 mod error;
-mod layout;
 mod node;
 mod pci;
 mod platform;
@@ -81,17 +80,7 @@ mod platform;
 mod tests;
 
 pub use blob::{HEADER_SIZE, MAX_DEPTH, blob_total_size, normalize};
-pub use error::{
-    BoundedStr, DtError, DtErrorKind, NODE_PATH_CAPACITY, NodePath, PROP_NAME_CAPACITY, PropName, ShortValue,
-    VALUE_CAPACITY,
-};
-pub use layout::{DEVICE_TREE, IMAGE, Layout, MAX_FREE_RANGES, MAX_NORMAL_RANGES, layout};
-pub use pci::{
-    ConfigMechanism, FunctionPool, IntxRoute, MAX_INTX_ROUTES, MAX_PCI_BRIDGES, MAX_PCI_WINDOWS, PciHostBridge,
-    PciWindow, SpaceCode,
-};
-pub use platform::{
-    Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_PHANDLES, MAX_POOLS,
-    MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, Placement, Platform, Pool, Psci,
-    PsciVersion, Reserved, Timer, Trigger, Uart, VirtioMmio, discover,
-};
+pub use platform::{MAX_PHANDLES, discover};
+
+#[cfg(doc)]
+use crate::platform::{Origin, Platform, PlatformError};

@@ -9,8 +9,9 @@ use fdt::Fdt;
 use fdt::node::FdtNode;
 
 use super::blob::{be32, be64};
-use super::error::{DtError, DtErrorKind, NodePath, ROOT_PSEUDO_PROPERTY};
+use super::error::{ROOT_PSEUDO_PROPERTY, at, at_path};
 use crate::platform::Range;
+use crate::platform::{ErrorKind, NodePath, Origin, PlatformError};
 
 /// `#address-cells` and `#size-cells` of a bus, validated for reading
 /// ranges: 1 or 2 cells each, so every value fits in a u64.
@@ -41,12 +42,12 @@ pub(crate) fn string_list_contains(list: &[u8], wanted: &str) -> bool {
 }
 
 /// A single NUL-terminated UTF-8 string.
-pub(crate) fn parse_string(value: &[u8]) -> Result<&str, DtErrorKind> {
-    let text = value.strip_suffix(&[0]).ok_or(DtErrorKind::UnterminatedString)?;
+pub(crate) fn parse_string(value: &[u8]) -> Result<&str, ErrorKind> {
+    let text = value.strip_suffix(&[0]).ok_or(ErrorKind::UnterminatedString)?;
     if text.contains(&0) {
-        return Err(DtErrorKind::UnterminatedString);
+        return Err(ErrorKind::UnterminatedString);
     }
-    core::str::from_utf8(text).map_err(|_| DtErrorKind::InvalidUtf8)
+    core::str::from_utf8(text).map_err(|_| ErrorKind::InvalidUtf8)
 }
 
 /// A node during a walk: the crate's node plus what the crate does not
@@ -123,8 +124,8 @@ impl<'a> Node<'_, '_, 'a> {
         }
     }
 
-    pub fn error(&self, property: &str, kind: DtErrorKind) -> DtError {
-        DtError::at(self.path(), property, kind)
+    pub fn error(&self, property: &str, kind: ErrorKind) -> PlatformError {
+        at(self.path(), property, kind)
     }
 
     pub fn property(&self, name: &str) -> Option<&'a [u8]> {
@@ -149,29 +150,29 @@ impl<'a> Node<'_, '_, 'a> {
     }
 
     /// A string property, if present.
-    pub fn string(&self, name: &str) -> Result<Option<&'a str>, DtError> {
+    pub fn string(&self, name: &str) -> Result<Option<&'a str>, PlatformError> {
         self.property(name).map(|value| parse_string(value).map_err(|kind| self.error(name, kind))).transpose()
     }
 
     /// A one-cell property, if present.
-    pub fn u32(&self, name: &str) -> Result<Option<u32>, DtError> {
+    pub fn u32(&self, name: &str) -> Result<Option<u32>, PlatformError> {
         self.property(name).map(|value| self.one_cell(name, value)).transpose()
     }
 
-    fn one_cell(&self, name: &str, value: &[u8]) -> Result<u32, DtError> {
+    fn one_cell(&self, name: &str, value: &[u8]) -> Result<u32, PlatformError> {
         match (value.len(), be32(value, 0)) {
             (4, Some(number)) => Ok(number),
-            (len, _) => Err(self.error(name, DtErrorKind::WrongLength { len: len as u32, expected: 4 })),
+            (len, _) => Err(self.error(name, ErrorKind::WrongLength { len: len as u32, expected: 4 })),
         }
     }
 
     /// The node's phandle (`phandle`, else the older `linux,phandle`).
-    pub fn phandle(&self) -> Result<Option<u32>, DtError> {
+    pub fn phandle(&self) -> Result<Option<u32>, PlatformError> {
         for (name, value) in [("phandle", self.common.phandle), ("linux,phandle", self.common.linux_phandle)] {
             if let Some(value) = value {
                 let phandle = self.one_cell(name, value)?;
                 if phandle == 0 || phandle == u32::MAX {
-                    return Err(self.error(name, DtErrorKind::BadPhandle { phandle }));
+                    return Err(self.error(name, ErrorKind::BadPhandle { phandle }));
                 }
                 return Ok(Some(phandle));
             }
@@ -180,20 +181,20 @@ impl<'a> Node<'_, '_, 'a> {
     }
 
     /// A phandle-valued property (exactly one phandle).
-    pub fn phandle_reference(&self, name: &str) -> Result<Option<u32>, DtError> {
+    pub fn phandle_reference(&self, name: &str) -> Result<Option<u32>, PlatformError> {
         self.u32(name)
     }
 
     /// The `#address-cells`/`#size-cells` this node gives its children
     /// (defaults 2 and 1, as the specification says).
-    pub fn child_cells(&self) -> Result<Cells, DtError> {
+    pub fn child_cells(&self) -> Result<Cells, PlatformError> {
         let address = self.u32("#address-cells")?.unwrap_or(2);
         if !(1..=2).contains(&address) {
-            return Err(self.error("#address-cells", DtErrorKind::BadCells { cells: address }));
+            return Err(self.error("#address-cells", ErrorKind::BadCells { cells: address }));
         }
         let size = self.u32("#size-cells")?.unwrap_or(1);
         if !(1..=2).contains(&size) {
-            return Err(self.error("#size-cells", DtErrorKind::BadCells { cells: size }));
+            return Err(self.error("#size-cells", ErrorKind::BadCells { cells: size }));
         }
         Ok(Cells { address, size })
     }
@@ -202,14 +203,14 @@ impl<'a> Node<'_, '_, 'a> {
     /// written in: its parent's, after checking that every bus between the
     /// node and the root maps addresses 1:1, so that the values are CPU
     /// physical addresses.
-    pub fn address_cells(&self, property: &str) -> Result<Cells, DtError> {
+    pub fn address_cells(&self, property: &str) -> Result<Cells, PlatformError> {
         let Some(parent) = self.parent else {
-            return Err(self.error(property, DtErrorKind::MissingNode));
+            return Err(self.error(property, ErrorKind::MissingNode));
         };
         let mut bus = Some(parent);
         while let Some(node) = bus.filter(|node| node.parent.is_some()) {
             if node.property("ranges") != Some(&[]) {
-                return Err(self.error(property, DtErrorKind::UnsupportedTranslation { node: node.path() }));
+                return Err(self.error(property, ErrorKind::UnsupportedTranslation { node: Origin::Node(node.path()) }));
             }
             bus = node.parent;
         }
@@ -219,29 +220,29 @@ impl<'a> Node<'_, '_, 'a> {
     /// The (address, size) pairs of `name` (`reg`, `alloc-ranges`) in this
     /// node's address cells, as ranges. Fails if the property is missing,
     /// empty or not a whole number of pairs.
-    pub fn ranges(&self, name: &str) -> Result<RangeEntries<'a>, DtError> {
+    pub fn ranges(&self, name: &str) -> Result<RangeEntries<'a>, PlatformError> {
         let cells = self.address_cells(name)?;
-        let value = self.property(name).ok_or_else(|| self.error(name, DtErrorKind::MissingProperty))?;
+        let value = self.property(name).ok_or_else(|| self.error(name, ErrorKind::MissingProperty))?;
         let unit = cells.entry_len();
         if value.is_empty() || !value.len().is_multiple_of(unit) {
-            return Err(self.error(name, DtErrorKind::BadLength { len: value.len() as u32, unit: unit as u32 }));
+            return Err(self.error(name, ErrorKind::BadLength { len: value.len() as u32, unit: unit as u32 }));
         }
         Ok(RangeEntries { value, cells })
     }
 
     /// The single range of `name`; more than one entry is an error.
-    pub fn single_range(&self, name: &str) -> Result<Range, DtError> {
+    pub fn single_range(&self, name: &str) -> Result<Range, PlatformError> {
         let mut entries = self.ranges(name)?;
         let (len, expected) = (entries.value.len(), entries.cells.entry_len());
         if len != expected {
-            return Err(self.error(name, DtErrorKind::WrongLength { len: len as u32, expected: expected as u32 }));
+            return Err(self.error(name, ErrorKind::WrongLength { len: len as u32, expected: expected as u32 }));
         }
-        let range = entries.next().ok_or_else(|| self.error(name, DtErrorKind::MissingProperty))?;
+        let range = entries.next().ok_or_else(|| self.error(name, ErrorKind::MissingProperty))?;
         range.map_err(|kind| self.error(name, kind))
     }
 
     /// A number written in this node's size cells (`size`, `alignment`).
-    pub fn size_value(&self, name: &str) -> Result<Option<u64>, DtError> {
+    pub fn size_value(&self, name: &str) -> Result<Option<u64>, PlatformError> {
         let Some(value) = self.property(name) else {
             return Ok(None);
         };
@@ -249,12 +250,12 @@ impl<'a> Node<'_, '_, 'a> {
         let expected = 4 * cells.size;
         match read_cells(value, cells.size) {
             Some(number) if value.len() == expected as usize => Ok(Some(number)),
-            _ => Err(self.error(name, DtErrorKind::WrongLength { len: value.len() as u32, expected })),
+            _ => Err(self.error(name, ErrorKind::WrongLength { len: value.len() as u32, expected })),
         }
     }
 
     /// The node's `interrupt-parent`, or the nearest ancestor's.
-    pub fn interrupt_parent(&self) -> Result<Option<u32>, DtError> {
+    pub fn interrupt_parent(&self) -> Result<Option<u32>, PlatformError> {
         let mut node = Some(self);
         while let Some(current) = node {
             if let Some(phandle) = current.phandle_reference("interrupt-parent")? {
@@ -290,7 +291,7 @@ pub(crate) struct RangeEntries<'a> {
 }
 
 impl Iterator for RangeEntries<'_> {
-    type Item = Result<Range, DtErrorKind>;
+    type Item = Result<Range, ErrorKind>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let entry = self.value.get(..self.cells.entry_len())?;
@@ -298,7 +299,7 @@ impl Iterator for RangeEntries<'_> {
         let size_at = 4 * self.cells.address as usize;
         let base = read_cells(entry, self.cells.address)?;
         let size = read_cells(entry.get(size_at..)?, self.cells.size)?;
-        Some(Range::new(base, size).map_err(DtErrorKind::from))
+        Some(Range::new(base, size).map_err(ErrorKind::from))
     }
 }
 
@@ -306,19 +307,18 @@ impl Iterator for RangeEntries<'_> {
 /// children. The blob must have passed [`super::blob::validate_normalized`]:
 /// the crate's iterators are only panic-free on such blobs. Recursion is
 /// bounded by the validated nesting limit.
-pub(crate) fn walk<'b, 'a, F>(fdt: &'b Fdt<'a>, visit: &mut F) -> Result<(), DtError>
+pub(crate) fn walk<'b, 'a, F>(fdt: &'b Fdt<'a>, visit: &mut F) -> Result<(), PlatformError>
 where
-    F: for<'c> FnMut(&Node<'c, 'b, 'a>) -> Result<(), DtError>,
+    F: for<'c> FnMut(&Node<'c, 'b, 'a>) -> Result<(), PlatformError>,
 {
-    let root =
-        fdt.all_nodes().next().ok_or_else(|| DtError::new("/", ROOT_PSEUDO_PROPERTY, DtErrorKind::MissingRoot))?;
+    let root = fdt.all_nodes().next().ok_or_else(|| at_path("/", ROOT_PSEUDO_PROPERTY, ErrorKind::MissingRoot))?;
     let mut ordinal = 0;
     walk_node(&Node::new(root, None, 0, 0), &mut ordinal, visit)
 }
 
-fn walk_node<'b, 'a, F>(node: &Node<'_, 'b, 'a>, ordinal: &mut usize, visit: &mut F) -> Result<(), DtError>
+fn walk_node<'b, 'a, F>(node: &Node<'_, 'b, 'a>, ordinal: &mut usize, visit: &mut F) -> Result<(), PlatformError>
 where
-    F: for<'c> FnMut(&Node<'c, 'b, 'a>) -> Result<(), DtError>,
+    F: for<'c> FnMut(&Node<'c, 'b, 'a>) -> Result<(), PlatformError>,
 {
     visit(node)?;
     for child in node.fdt_node.children() {

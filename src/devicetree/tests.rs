@@ -9,7 +9,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
-use crate::platform::{ADDRESS_LIMIT, PAGE_SIZE, Range};
+use crate::platform::*;
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -38,6 +38,17 @@ fn range(base: u64, size: u64) -> Range {
     Range::new(base, size).unwrap()
 }
 
+/// The node path an origin names; empty for any other origin.
+fn node_of(origin: &Origin) -> &str {
+    origin.node_path().map_or("", |path| path.as_str())
+}
+
+/// An error at node `path` (none if empty), as the tree names it.
+fn node_error(path: &str, property: &str, kind: ErrorKind) -> PlatformError {
+    let origin = if path.is_empty() { Origin::Unnamed } else { Origin::node(path) };
+    PlatformError::new(origin, property, kind)
+}
+
 fn normalized(blob: &[u8]) -> Vec<u8> {
     let mut out = vec![0; blob.len() + 64];
     let len = normalize(blob, &mut out).unwrap();
@@ -49,7 +60,7 @@ fn platform(blob: &[u8]) -> Platform {
     discover(&normalized(blob)).unwrap()
 }
 
-fn discover_error(blob: &[u8]) -> DtError {
+fn discover_error(blob: &[u8]) -> PlatformError {
     discover(&normalized(blob)).unwrap_err()
 }
 
@@ -61,21 +72,24 @@ fn device(platform: &Platform, base: u64) -> VirtioMmio {
 }
 
 /// The error recorded on the device node `path`.
-fn device_error(platform: &Platform, path: &str) -> DtError {
-    let found =
-        platform.virtio().iter().filter_map(|device| device.as_ref().err()).find(|error| error.node.as_str() == path);
+fn device_error(platform: &Platform, path: &str) -> PlatformError {
+    let found = platform
+        .virtio()
+        .iter()
+        .filter_map(|device| device.as_ref().err())
+        .find(|error| node_of(&error.origin) == path);
     *found.unwrap_or_else(|| panic!("no error recorded for {path}"))
 }
 
 fn pool<'p>(platform: &'p Platform, path: &str) -> (usize, &'p Pool) {
-    platform.pools().iter().enumerate().find(|(_, pool)| pool.node.as_str() == path).unwrap()
+    platform.pools().iter().enumerate().find(|(_, pool)| node_of(&pool.origin) == path).unwrap()
 }
 
-fn layout_error(layout: &Layout, index: usize) -> DtError {
+fn layout_error(layout: &Layout, index: usize) -> PlatformError {
     layout.pool(index).unwrap().unwrap_err()
 }
 
-fn pool_error(platform: &Platform, path: &str) -> DtError {
+fn pool_error(platform: &Platform, path: &str) -> PlatformError {
     pool(platform, path).1.placement.clone().unwrap_err()
 }
 
@@ -120,7 +134,7 @@ fn gicv2_tree() {
     assert_eq!((psci.cpu_on, psci.cpu_off), (Some(0xc400_0003), Some(0x8400_0002)));
 
     let uart = platform.uart().unwrap();
-    assert_eq!((uart.node.as_str(), uart.reg), ("/pl011@9000000", range(0x0900_0000, 0x1000)));
+    assert_eq!((node_of(&uart.origin), uart.reg), ("/pl011@9000000", range(0x0900_0000, 0x1000)));
     let uart_interrupt = uart.interrupt.unwrap();
     assert_eq!((uart_interrupt.kind, uart_interrupt.number, uart_interrupt.intid()), (InterruptKind::Spi, 1, 33));
     assert_eq!(uart_interrupt.trigger(), Some(Trigger::LevelHigh));
@@ -215,7 +229,7 @@ fn tree_passed_with_dtb_has_nops_and_normalizes_to_the_same_platform() {
     assert_eq!(copy.len(), NUMA_POOL_NOP.len() - 4 * nops);
     // discover() needs the normalised copy.
     let error = discover(NUMA_POOL_NOP).unwrap_err();
-    assert!(matches!(error.kind, DtErrorKind::NotNormalized { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::NotNormalized { .. }), "{error}");
     assert_eq!(format!("{}", platform(NUMA_POOL_NOP)), format!("{}", platform(NUMA_POOL)));
 }
 
@@ -266,8 +280,8 @@ fn dynamic_pool_goes_below_the_image_and_fails_without_room() {
     // An image over the whole window leaves nothing.
     let image = range(0x4800_0000, 16 * MIB);
     let error = layout_error(&layout(&platform, image, DTB), low);
-    assert_eq!(error.kind, DtErrorKind::NoSpace { size: 4 * MIB, alignment: 2 * MIB });
-    assert_eq!(error.node.as_str(), "/reserved-memory/restricted-dma-pool-low");
+    assert_eq!(error.kind, ErrorKind::NoSpace { size: 4 * MIB, alignment: 2 * MIB });
+    assert_eq!(node_of(&error.origin), "/reserved-memory/restricted-dma-pool-low");
 }
 
 #[test]
@@ -278,10 +292,7 @@ fn fixed_pool_over_image_or_tree_is_refused_by_layout() {
     let layout_with_image = layout(&platform, image, DTB);
     let error = layout_error(&layout_with_image, index);
     let pool_range = range(0x4800_0000, 16 * MIB);
-    assert_eq!(
-        error.kind,
-        DtErrorKind::Overlap { range: pool_range, other: NodePath::new("(image)"), other_range: image }
-    );
+    assert_eq!(error.kind, ErrorKind::Overlap { range: pool_range, other: crate::platform::IMAGE, other_range: image });
     // The pool's memory goes neither to the pool nor to the heap.
     assert!(layout_with_image.free_ranges().iter().all(|free| !free.overlaps(&pool_range)));
 
@@ -299,7 +310,7 @@ fn fixed_pool_over_image_or_tree_is_refused_by_layout() {
 fn stdout_path_through_an_alias_with_options() {
     let platform = platform(fixture!("uart-alias"));
     let uart = platform.uart().unwrap();
-    assert_eq!((uart.node.as_str(), uart.reg.base), ("/pl011@9040000", 0x0904_0000));
+    assert_eq!((node_of(&uart.origin), uart.reg.base), ("/pl011@9040000", 0x0904_0000));
     assert_eq!(uart.interrupt.map(|interrupt| interrupt.number), Some(8));
     assert_eq!(platform.bootargs(), "console=ttyAMA0 tidepool.exit=semihosting");
 }
@@ -333,10 +344,10 @@ fn summary_names_pools_devices_and_console() {
 #[test]
 fn overlapping_memory_fails_discovery() {
     let error = discover_error(fixture!("bad-memory-overlap"));
-    assert_eq!((error.node.as_str(), error.property.as_str()), ("/memory@47000000", "reg"));
-    let expected = DtErrorKind::Overlap {
+    assert_eq!((node_of(&error.origin), error.property.as_str()), ("/memory@47000000", "reg"));
+    let expected = ErrorKind::Overlap {
         range: range(0x4700_0000, 32 * MIB),
-        other: NodePath::new("/memory@40000000"),
+        other: Origin::node("/memory@40000000"),
         other_range: range(RAM_BASE, 128 * MIB),
     };
     assert_eq!(error.kind, expected);
@@ -348,11 +359,11 @@ fn overlapping_pools_are_both_unusable() {
     let first = pool_error(&platform, POOL_PATH);
     let second = pool_error(&platform, "/reserved-memory/restricted-dma-pool@48800000");
     assert!(
-        matches!(first.kind, DtErrorKind::Overlap { other, .. } if other.as_str() == "/reserved-memory/restricted-dma-pool@48800000")
+        matches!(first.kind, ErrorKind::Overlap { other, .. } if node_of(&other) == "/reserved-memory/restricted-dma-pool@48800000")
     );
-    assert!(matches!(second.kind, DtErrorKind::Overlap { other, .. } if other.as_str() == POOL_PATH));
+    assert!(matches!(second.kind, ErrorKind::Overlap { other, .. } if node_of(&other) == POOL_PATH));
     let error = device_error(&platform, "/virtio_mmio@a003e00");
-    assert_eq!(error.kind, DtErrorKind::PoolUnusable { pool: NodePath::new(POOL_PATH) });
+    assert_eq!(error.kind, ErrorKind::PoolUnusable { pool: Origin::node(POOL_PATH) });
     // Every other device is fine, and the layout carries the errors over.
     assert_eq!(platform.virtio().iter().filter(|device| device.is_ok()).count(), 31);
     assert!(layout(&platform, IMAGE, DTB).pools().iter().all(Result::is_err));
@@ -365,11 +376,11 @@ fn pool_overlapping_a_reservation_is_unusable() {
     let reserved = platform.reserved();
     assert_eq!(reserved.len(), 1);
     assert_eq!(
-        (reserved[0].node.as_str(), reserved[0].range, reserved[0].no_map),
+        (node_of(&reserved[0].origin), reserved[0].range, reserved[0].no_map),
         ("/reserved-memory/firmware@48f00000", firmware, true)
     );
     let error = pool_error(&platform, POOL_PATH);
-    assert!(matches!(error.kind, DtErrorKind::Overlap { other_range, .. } if other_range == firmware));
+    assert!(matches!(error.kind, ErrorKind::Overlap { other_range, .. } if other_range == firmware));
     // The reservation stays out of the heap.
     let layout = layout(&platform, IMAGE, DTB);
     assert!(layout.free_ranges().iter().all(|free| !free.overlaps(&firmware)));
@@ -380,7 +391,7 @@ fn dangling_memory_region_only_affects_its_device() {
     let platform = platform(fixture!("bad-dangling-phandle"));
     let error = device_error(&platform, "/virtio_mmio@a003e00");
     assert_eq!(error.property.as_str(), "memory-region");
-    assert_eq!(error.kind, DtErrorKind::DanglingPhandle { phandle: 0x1234 });
+    assert_eq!(error.kind, ErrorKind::DanglingPhandle { phandle: 0x1234 });
     assert!(pool(&platform, POOL_PATH).1.placement.is_ok());
     assert_eq!(platform.pool_devices(0).count(), 0);
     assert_eq!(platform.virtio().iter().filter(|device| device.is_ok()).count(), 31);
@@ -390,7 +401,7 @@ fn dangling_memory_region_only_affects_its_device() {
 fn memory_region_naming_a_non_pool() {
     let platform = platform(fixture!("bad-not-a-pool"));
     let error = device_error(&platform, "/virtio_mmio@a003e00");
-    assert_eq!(error.kind, DtErrorKind::NotAPool { phandle: 0x8002, node: NodePath::new("/intc@8000000") });
+    assert_eq!(error.kind, ErrorKind::NotAPool { phandle: 0x8002, node: Origin::node("/intc@8000000") });
     assert_eq!(
         error.to_string(),
         "/virtio_mmio@a003e00: property \"memory-region\": phandle 0x8002 names /intc@8000000, which is not a restricted-dma-pool"
@@ -401,7 +412,7 @@ fn memory_region_naming_a_non_pool() {
 fn duplicate_phandle_is_ambiguous() {
     let platform = platform(fixture!("bad-duplicate-phandle"));
     let error = device_error(&platform, "/virtio_mmio@a003e00");
-    assert_eq!(error.kind, DtErrorKind::DuplicatePhandle { phandle: 0x8000 });
+    assert_eq!(error.kind, ErrorKind::DuplicatePhandle { phandle: 0x8000 });
 }
 
 #[test]
@@ -409,7 +420,7 @@ fn interrupt_parent_other_than_the_gic() {
     let platform = platform(fixture!("bad-interrupt-parent"));
     let error = device_error(&platform, "/virtio_mmio@a003c00");
     assert_eq!(error.property.as_str(), "interrupt-parent");
-    assert_eq!(error.kind, DtErrorKind::UnsupportedInterruptParent { node: NodePath::new("/pl061@9030000") });
+    assert_eq!(error.kind, ErrorKind::UnsupportedInterruptParent { node: Origin::node("/pl061@9030000") });
 }
 
 #[test]
@@ -417,33 +428,33 @@ fn absurd_address_cells() {
     // In /reserved-memory: the pool (and its device) become unusable.
     let platform = platform(fixture!("bad-reserved-address-cells"));
     let error = pool_error(&platform, POOL_PATH);
-    assert_eq!((error.node.as_str(), error.property.as_str()), ("/reserved-memory", "#address-cells"));
-    assert_eq!(error.kind, DtErrorKind::BadCells { cells: 3 });
-    assert!(matches!(device_error(&platform, "/virtio_mmio@a003e00").kind, DtErrorKind::PoolUnusable { .. }));
+    assert_eq!((node_of(&error.origin), error.property.as_str()), ("/reserved-memory", "#address-cells"));
+    assert_eq!(error.kind, ErrorKind::BadCells { cells: 3 });
+    assert!(matches!(device_error(&platform, "/virtio_mmio@a003e00").kind, ErrorKind::PoolUnusable { .. }));
     // In the root: RAM cannot be read, so nothing can.
     let error = discover_error(fixture!("bad-root-address-cells"));
-    assert_eq!((error.node.as_str(), error.property.as_str()), ("/", "#address-cells"));
-    assert_eq!(error.kind, DtErrorKind::BadCells { cells: 64 });
+    assert_eq!((node_of(&error.origin), error.property.as_str()), ("/", "#address-cells"));
+    assert_eq!(error.kind, ErrorKind::BadCells { cells: 64 });
 }
 
 #[test]
 fn zero_size_pool() {
     let platform = platform(fixture!("bad-zero-size-pool"));
     let error = pool_error(&platform, POOL_PATH);
-    assert_eq!(error.kind, DtErrorKind::ZeroSize { base: Some(0x4800_0000) });
+    assert_eq!(error.kind, ErrorKind::ZeroSize { base: Some(0x4800_0000) });
     assert_eq!(error.to_string(), format!("{POOL_PATH}: property \"reg\": range 0x48000000+0x0 has zero size"));
 }
 
 #[test]
 fn unaligned_pool() {
     let error = pool_error(&platform(fixture!("bad-unaligned-pool")), POOL_PATH);
-    assert_eq!(error.kind, DtErrorKind::Misaligned { value: 0x4800_0800, alignment: PAGE_SIZE });
+    assert_eq!(error.kind, ErrorKind::Misaligned { value: 0x4800_0800, alignment: PAGE_SIZE });
 }
 
 #[test]
 fn pool_outside_ram() {
     let error = pool_error(&platform(fixture!("bad-pool-outside-ram")), POOL_PATH);
-    assert_eq!(error.kind, DtErrorKind::OutsideRam { range: range(0x6000_0000, 16 * MIB) });
+    assert_eq!(error.kind, ErrorKind::OutsideRam { range: range(0x6000_0000, 16 * MIB) });
 }
 
 #[test]
@@ -452,7 +463,7 @@ fn pool_alignment_not_a_power_of_two() {
     let error = pool_error(&platform, "/reserved-memory/restricted-dma-pool-low");
     assert_eq!(
         (error.property.as_str(), error.kind),
-        ("alignment", DtErrorKind::AlignmentNotPowerOfTwo { alignment: 0x3000 })
+        ("alignment", ErrorKind::AlignmentNotPowerOfTwo { alignment: 0x3000 })
     );
     // The other pool still works.
     assert!(pool(&platform, "/reserved-memory/restricted-dma-pool-any").1.placement.is_ok());
@@ -461,15 +472,15 @@ fn pool_alignment_not_a_power_of_two() {
 #[test]
 fn pool_bigger_than_ram() {
     let error = pool_error(&platform(fixture!("bad-pool-too-big")), "/reserved-memory/restricted-dma-pool-low");
-    assert_eq!(error.kind, DtErrorKind::AbsurdSize { size: 512 * MIB, limit: 256 * MIB });
+    assert_eq!(error.kind, ErrorKind::AbsurdSize { size: 512 * MIB, limit: 256 * MIB });
 }
 
 #[test]
 fn bootargs_must_be_utf8() {
     let error = discover_error(fixture!("bad-bootargs-utf8"));
     assert_eq!(
-        (error.node.as_str(), error.property.as_str(), error.kind),
-        ("/chosen", "bootargs", DtErrorKind::InvalidUtf8)
+        (node_of(&error.origin), error.property.as_str(), error.kind),
+        ("/chosen", "bootargs", ErrorKind::InvalidUtf8)
     );
 }
 
@@ -481,7 +492,7 @@ fn dynamic_pool_avoids_refused_fixed_pools() {
     let layout = layout(&platform, IMAGE, DTB);
     // Both fixed pools are refused, but the host still shares their memory
     // (the top of RAM): the size-form pool goes below it.
-    assert!(matches!(pool_error(&platform, POOL_PATH).kind, DtErrorKind::Overlap { .. }));
+    assert!(matches!(pool_error(&platform, POOL_PATH).kind, ErrorKind::Overlap { .. }));
     let placed = layout.pool(dynamic).unwrap().unwrap();
     assert_eq!(placed, range(0x47f0_0000, MIB));
     let declared: Vec<Range> = platform.pools().iter().filter_map(|pool| pool.declared).collect();
@@ -497,7 +508,7 @@ fn dynamic_pool_avoids_refused_fixed_pools() {
 fn no_map_reservations_stay_out_of_the_map_but_pools_do_not() {
     let platform = platform(fixture!("reserved-no-map"));
     let no_map: Vec<(&str, bool)> =
-        platform.reserved().iter().map(|reserved| (reserved.node.as_str(), reserved.no_map)).collect();
+        platform.reserved().iter().map(|reserved| (node_of(&reserved.origin), reserved.no_map)).collect();
     assert_eq!(
         no_map,
         [
@@ -531,33 +542,33 @@ fn layout_of(blob: &[u8]) -> Layout {
 fn hostile_virtio_windows_leave_just_those_devices_out() {
     let platform = platform(fixture!("bad-virtio-windows"));
     let ram = range(RAM_BASE, 256 * MIB);
-    let memory = NodePath::new("/memory@40000000");
+    let memory = Origin::node("/memory@40000000");
     let gic = range(0x0800_0000, 0x1_0000);
     let twin = range(0x0a00_0a00, 0x200);
     let cases = [
-        ("/virtio_mmio@a000000", DtErrorKind::DeviceInRam { range: range(0x4008_0000, 0x200), memory, ram }),
-        ("/virtio_mmio@a000200", DtErrorKind::WindowTooSmall { size: 0x10, min: 0x200 }),
-        ("/virtio_mmio@a000400", DtErrorKind::Misaligned { value: 0x0a00_0402, alignment: 4 }),
+        ("/virtio_mmio@a000000", ErrorKind::DeviceInRam { range: range(0x4008_0000, 0x200), memory, ram }),
+        ("/virtio_mmio@a000200", ErrorKind::WindowTooSmall { size: 0x10, min: 0x200 }),
+        ("/virtio_mmio@a000400", ErrorKind::Misaligned { value: 0x0a00_0402, alignment: 4 }),
         (
             "/virtio_mmio@a000600",
-            DtErrorKind::Overlap {
+            ErrorKind::Overlap {
                 range: range(0x0800_0000, 0x200),
-                other: NodePath::new("/intc@8000000"),
+                other: Origin::node("/intc@8000000"),
                 other_range: gic,
             },
         ),
         (
             "/virtio_mmio@a000800",
-            DtErrorKind::Overlap { range: twin, other: NodePath::new("/virtio_mmio@a000a00"), other_range: twin },
+            ErrorKind::Overlap { range: twin, other: Origin::node("/virtio_mmio@a000a00"), other_range: twin },
         ),
         (
             "/virtio_mmio@a000a00",
-            DtErrorKind::Overlap { range: twin, other: NodePath::new("/virtio_mmio@a000800"), other_range: twin },
+            ErrorKind::Overlap { range: twin, other: Origin::node("/virtio_mmio@a000800"), other_range: twin },
         ),
-        ("/virtio_mmio@a000e00", DtErrorKind::DeviceInRam { range: range(0x3fff_fe00, 0x400), memory, ram }),
+        ("/virtio_mmio@a000e00", ErrorKind::DeviceInRam { range: range(0x3fff_fe00, 0x400), memory, ram }),
         (
             "/virtio_mmio@a001000",
-            DtErrorKind::BeyondAddressSpace { range: range(0x7f_ffff_fe00, 0x400), limit: ADDRESS_LIMIT },
+            ErrorKind::BeyondAddressSpace { range: range(0x7f_ffff_fe00, 0x400), limit: ADDRESS_LIMIT },
         ),
     ];
     for (path, kind) in cases {
@@ -582,32 +593,24 @@ fn hostile_virtio_windows_leave_just_those_devices_out() {
 #[test]
 fn hostile_uart_and_gic_windows_fail_discovery() {
     let ram = range(RAM_BASE, 256 * MIB);
-    let memory = NodePath::new("/memory@40000000");
+    let memory = Origin::node("/memory@40000000");
     let cases = [
-        (fixture!("bad-uart-window"), "/pl011@9000000", DtErrorKind::WindowTooSmall { size: 0x10, min: 0x1000 }),
+        (fixture!("bad-uart-window"), "/pl011@9000000", ErrorKind::WindowTooSmall { size: 0x10, min: 0x1000 }),
         (
             fixture!("bad-uart-in-ram"),
             "/pl011@9000000",
-            DtErrorKind::DeviceInRam { range: range(0x4008_0000, 0x1000), memory, ram },
+            ErrorKind::DeviceInRam { range: range(0x4008_0000, 0x1000), memory, ram },
         ),
-        (
-            fixture!("bad-gicv2-cpu-interface"),
-            "/intc@8000000",
-            DtErrorKind::WindowTooSmall { size: 0x1000, min: 0x2000 },
-        ),
-        (
-            fixture!("bad-gicv3-distributor"),
-            "/intc@8000000",
-            DtErrorKind::WindowTooSmall { size: 0x1000, min: 0x1_0000 },
-        ),
+        (fixture!("bad-gicv2-cpu-interface"), "/intc@8000000", ErrorKind::WindowTooSmall { size: 0x1000, min: 0x2000 }),
+        (fixture!("bad-gicv3-distributor"), "/intc@8000000", ErrorKind::WindowTooSmall { size: 0x1000, min: 0x1_0000 }),
         (
             fixture!("bad-gicv3-redistributor"),
             "/intc@8000000",
-            DtErrorKind::DeviceInRam { range: range(0x4f00_0000, 0x2_0000), memory, ram },
+            ErrorKind::DeviceInRam { range: range(0x4f00_0000, 0x2_0000), memory, ram },
         ),
     ];
     for (blob, node, kind) in cases {
-        assert_eq!(discover_error(blob), DtError::new(node, "reg", kind));
+        assert_eq!(discover_error(blob), node_error(node, "reg", kind));
     }
 }
 
@@ -616,24 +619,24 @@ fn device_window_over_the_image_or_tree_is_refused() {
     // Discovery keeps windows out of RAM; where the image and the loader's
     // tree are only the boot knows, and they need not be in declared RAM.
     let platform = platform(GICV2);
-    let taken = |image: Range, dtb: Range| [(image, "(image)"), (dtb, "(device tree)")];
+    let taken = |image: Range, dtb: Range| [(image, crate::platform::IMAGE), (dtb, crate::platform::DEVICE_TREE)];
     assert_eq!(platform.check_device_windows(&taken(IMAGE, DTB)), Ok(()));
     let image = range(0x0a00_0000, 2 * MIB);
     let error = platform.check_device_windows(&taken(image, DTB)).unwrap_err();
     let kind =
-        DtErrorKind::Overlap { range: range(0x0a00_0000, 0x200), other: NodePath::new("(image)"), other_range: image };
-    assert_eq!(error, DtError::new("/virtio_mmio@a000000", "reg", kind));
+        ErrorKind::Overlap { range: range(0x0a00_0000, 0x200), other: crate::platform::IMAGE, other_range: image };
+    assert_eq!(error, node_error("/virtio_mmio@a000000", "reg", kind));
     // Sharing a page is enough.
     let dtb = range(0x0900_0ff0, 0x10);
     let error = platform.check_device_windows(&taken(IMAGE, dtb)).unwrap_err();
-    assert_eq!((error.node.as_str(), error.property.as_str()), ("/pl011@9000000", "reg"));
+    assert_eq!((node_of(&error.origin), error.property.as_str()), ("/pl011@9000000", "reg"));
 }
 
 #[test]
 fn memory_beyond_the_page_tables_fails_discovery() {
     let error = discover_error(fixture!("bad-memory-too-big"));
-    let kind = DtErrorKind::BeyondAddressSpace { range: range(RAM_BASE, 0x7f_c000_0001), limit: ADDRESS_LIMIT };
-    assert_eq!(error, DtError::new("/memory@40000000", "reg", kind));
+    let kind = ErrorKind::BeyondAddressSpace { range: range(RAM_BASE, 0x7f_c000_0001), limit: ADDRESS_LIMIT };
+    assert_eq!(error, node_error("/memory@40000000", "reg", kind));
 }
 
 #[test]
@@ -685,7 +688,7 @@ fn with_header_field(blob: &[u8], field: usize, value: u32) -> Vec<u8> {
     patched
 }
 
-fn normalize_error(blob: &[u8]) -> DtError {
+fn normalize_error(blob: &[u8]) -> PlatformError {
     let mut out = vec![0; blob.len() + 64];
     normalize(blob, &mut out).unwrap_err()
 }
@@ -696,21 +699,16 @@ fn bad_headers() {
     let total = blob.len() as u32;
     let past_end = (total + 3) & !3;
     let struct_offset = header_field(blob, OFF_DT_STRUCT);
-    let cases: [(usize, u32, &str, DtErrorKind); 8] = [
-        (0, 0xd00d_fee0, "magic", DtErrorKind::BadMagic { found: 0xd00d_fee0 }),
-        (VERSION, 16, "version", DtErrorKind::UnsupportedVersion { version: 16, last_compatible: 16 }),
-        (TOTALSIZE, 12, "totalsize", DtErrorKind::Truncated { needed: 40, available: 12 }),
-        (
-            TOTALSIZE,
-            total + 1,
-            "totalsize",
-            DtErrorKind::Truncated { needed: total as u64 + 1, available: total as u64 },
-        ),
+    let cases: [(usize, u32, &str, ErrorKind); 8] = [
+        (0, 0xd00d_fee0, "magic", ErrorKind::BadMagic { found: 0xd00d_fee0 }),
+        (VERSION, 16, "version", ErrorKind::UnsupportedVersion { version: 16, last_compatible: 16 }),
+        (TOTALSIZE, 12, "totalsize", ErrorKind::Truncated { needed: 40, available: 12 }),
+        (TOTALSIZE, total + 1, "totalsize", ErrorKind::Truncated { needed: total as u64 + 1, available: total as u64 }),
         (
             OFF_DT_STRUCT,
             past_end,
             "off_dt_struct",
-            DtErrorKind::OutOfBounds {
+            ErrorKind::OutOfBounds {
                 offset: past_end as u64,
                 size: header_field(blob, SIZE_DT_STRUCT) as u64,
                 limit: total as u64,
@@ -720,14 +718,14 @@ fn bad_headers() {
             OFF_DT_STRUCT,
             struct_offset + 2,
             "off_dt_struct",
-            DtErrorKind::Misaligned { value: struct_offset as u64 + 2, alignment: 4 },
+            ErrorKind::Misaligned { value: struct_offset as u64 + 2, alignment: 4 },
         ),
-        (OFF_MEM_RSVMAP, 44, "off_mem_rsvmap", DtErrorKind::Misaligned { value: 44, alignment: 8 }),
-        (OFF_DT_STRINGS, struct_offset, "off_dt_strings", DtErrorKind::BlocksOverlap),
+        (OFF_MEM_RSVMAP, 44, "off_mem_rsvmap", ErrorKind::Misaligned { value: 44, alignment: 8 }),
+        (OFF_DT_STRINGS, struct_offset, "off_dt_strings", ErrorKind::BlocksOverlap),
     ];
     for (field, value, name, kind) in cases {
         let patched = with_header_field(blob, field, value);
-        let expected = DtError::new("", name, kind);
+        let expected = PlatformError::header(name, kind);
         assert_eq!(normalize_error(&patched), expected);
         if field != TOTALSIZE || value < total {
             // Header-only checks see the same problem (except a totalsize
@@ -736,17 +734,17 @@ fn bad_headers() {
         }
     }
     assert_eq!(
-        DtError::new("", "off_dt_strings", DtErrorKind::BlocksOverlap).to_string(),
+        PlatformError::header("off_dt_strings", ErrorKind::BlocksOverlap).to_string(),
         "header field \"off_dt_strings\": block overlaps the header or another block"
     );
-    assert_eq!(blob_total_size(&blob[..39]), Err(DtErrorKind::Truncated { needed: 40, available: 39 }.into()));
+    assert_eq!(blob_total_size(&blob[..39]), Err(ErrorKind::Truncated { needed: 40, available: 39 }.into()));
 }
 
 #[test]
 fn output_buffer_too_small() {
     let mut out = vec![0; 100];
     let error = normalize(GICV2, &mut out).unwrap_err();
-    assert!(matches!(error.kind, DtErrorKind::OutputTooSmall { available: 100, .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::OutputTooSmall { available: 100, .. }), "{error}");
 }
 
 const FDT_BEGIN_NODE: u32 = 1;
@@ -870,11 +868,11 @@ impl Tree {
 /// Struct block length of [`Tree::virt`], where the tests' own tokens go.
 const VIRT_END: u32 = 0x110;
 
-fn structure_error(blob: &[u8]) -> DtError {
+fn structure_error(blob: &[u8]) -> PlatformError {
     let error = normalize_error(blob);
     // discover() checks the same way (or stops at the NOP first).
     let again = discover(blob).unwrap_err();
-    if !matches!(again.kind, DtErrorKind::NotNormalized { .. }) {
+    if !matches!(again.kind, ErrorKind::NotNormalized { .. }) {
         assert_eq!(again, error);
     }
     error
@@ -894,44 +892,39 @@ fn built_tree_is_read() {
 
 #[test]
 fn structure_errors_name_the_node() {
-    let cases: Vec<(Vec<u8>, &str, &str, DtErrorKind)> = vec![
-        (Tree::virt().word(7).end().finish(), "/", "", DtErrorKind::BadToken { offset: VIRT_END, token: 7 }),
+    let cases: Vec<(Vec<u8>, &str, &str, ErrorKind)> = vec![
+        (Tree::virt().word(7).end().finish(), "/", "", ErrorKind::BadToken { offset: VIRT_END, token: 7 }),
         (
             Tree::virt().begin("a").end().string("late", "x").end().finish(),
             "/",
             "late",
-            DtErrorKind::PropertyAfterChild { offset: VIRT_END + 12 },
+            ErrorKind::PropertyAfterChild { offset: VIRT_END + 12 },
         ),
-        (Tree::virt().end().begin("").end().finish(), "", "", DtErrorKind::MultipleRoots { offset: VIRT_END + 4 }),
-        (Tree::virt().begin("a").end().finish(), "/", "", DtErrorKind::UnbalancedNodes { offset: VIRT_END + 12 }),
-        (Tree::virt().end().end().finish(), "", "", DtErrorKind::UnbalancedNodes { offset: VIRT_END + 4 }),
-        (Tree::virt().end().blob(), "", "", DtErrorKind::MissingEnd),
-        (Tree::default().finish(), "/", "(struct block)", DtErrorKind::MissingRoot),
-        (Tree::virt().begin("bad name").end().end().finish(), "/", "", DtErrorKind::BadName { offset: VIRT_END }),
-        (Tree::virt().begin("a/b").end().end().finish(), "/", "", DtErrorKind::BadName { offset: VIRT_END }),
-        (Tree::default().begin("root").end().finish(), "", "", DtErrorKind::BadName { offset: 0 }),
+        (Tree::virt().end().begin("").end().finish(), "", "", ErrorKind::MultipleRoots { offset: VIRT_END + 4 }),
+        (Tree::virt().begin("a").end().finish(), "/", "", ErrorKind::UnbalancedNodes { offset: VIRT_END + 12 }),
+        (Tree::virt().end().end().finish(), "", "", ErrorKind::UnbalancedNodes { offset: VIRT_END + 4 }),
+        (Tree::virt().end().blob(), "", "", ErrorKind::MissingEnd),
+        (Tree::default().finish(), "/", "(struct block)", ErrorKind::MissingRoot),
+        (Tree::virt().begin("bad name").end().end().finish(), "/", "", ErrorKind::BadName { offset: VIRT_END }),
+        (Tree::virt().begin("a/b").end().end().finish(), "/", "", ErrorKind::BadName { offset: VIRT_END }),
+        (Tree::default().begin("root").end().finish(), "", "", ErrorKind::BadName { offset: 0 }),
         // A value longer than what is left of the struct block.
         (
             Tree::virt().begin("a").word(FDT_PROP).word(0x100).word(0).end().end().finish(),
             "/a",
             "#address-cells",
-            DtErrorKind::OutOfBounds { offset: VIRT_END as u64 + 20, size: 0x100, limit: VIRT_END as u64 + 32 },
+            ErrorKind::OutOfBounds { offset: VIRT_END as u64 + 20, size: 0x100, limit: VIRT_END as u64 + 32 },
         ),
         (
             Tree::virt().begin("a").word(FDT_PROP).word(0).word(0x1000).end().end().finish(),
             "/a",
             "",
-            DtErrorKind::BadStringOffset { offset: 0x1000, strings_size: 0x79 },
+            ErrorKind::BadStringOffset { offset: 0x1000, strings_size: 0x79 },
         ),
-        (
-            Tree::default().word(FDT_PROP).word(0).word(0).finish(),
-            "",
-            "",
-            DtErrorKind::PropertyOutsideNode { offset: 0 },
-        ),
+        (Tree::default().word(FDT_PROP).word(0).word(0).finish(), "", "", ErrorKind::PropertyOutsideNode { offset: 0 }),
     ];
     for (blob, node, property, kind) in cases {
-        assert_eq!(structure_error(&blob), DtError::new(node, property, kind));
+        assert_eq!(structure_error(&blob), node_error(node, property, kind));
     }
 }
 
@@ -941,13 +934,13 @@ fn unterminated_names_and_strings() {
     let mut tree = Tree::virt();
     tree.word(FDT_BEGIN_NODE);
     tree.structs.extend_from_slice(b"abcd");
-    assert_eq!(structure_error(&tree.blob()).kind, DtErrorKind::UnterminatedName { offset: VIRT_END });
+    assert_eq!(structure_error(&tree.blob()).kind, ErrorKind::UnterminatedName { offset: VIRT_END });
     // A property name running into the end of the strings block.
     let mut tree = Tree::virt();
     let name_offset = tree.strings.len() as u32;
     tree.strings.extend_from_slice(b"unterminated");
     tree.word(FDT_PROP).word(0).word(name_offset).end().end();
-    assert_eq!(structure_error(&tree.finish()).kind, DtErrorKind::UnterminatedString);
+    assert_eq!(structure_error(&tree.finish()).kind, ErrorKind::UnterminatedString);
 }
 
 #[test]
@@ -965,8 +958,9 @@ fn nesting_limit() {
     };
     assert!(normalize(&nested(MAX_DEPTH), &mut vec![0; 4096]).is_ok());
     let error = structure_error(&nested(MAX_DEPTH + 1));
-    assert_eq!(error.kind, DtErrorKind::NestingTooDeep { limit: 32 });
-    assert!(error.node.as_str().starts_with("/node/node/") && error.node.is_truncated(), "{:?}", error.node);
+    assert_eq!(error.kind, ErrorKind::NestingTooDeep { limit: 32 });
+    let node = error.origin.node_path().copied().unwrap_or_default();
+    assert!(node.as_str().starts_with("/node/node/") && node.is_truncated(), "{node:?}");
 }
 
 #[test]
@@ -995,7 +989,7 @@ fn memory_reservation_block_entries_are_reserved() {
     tree.reservations.push((0x4100_0000, 0x1_0000));
     let platform = discover(&normalized(&tree.end().finish())).unwrap();
     let reservation =
-        Reserved { node: NodePath::new("/memreserve/"), range: range(0x4100_0000, 0x1_0000), no_map: false };
+        Reserved { origin: Origin::node("/memreserve/"), range: range(0x4100_0000, 0x1_0000), no_map: false };
     assert_eq!(platform.reserved(), [reservation]);
     let free = layout(&platform, IMAGE, DTB);
     assert!(free.free_ranges().iter().all(|free| !free.overlaps(&reservation.range)));
@@ -1003,7 +997,7 @@ fn memory_reservation_block_entries_are_reserved() {
     let mut tree = Tree::virt();
     tree.reservations.push((u64::MAX, 2));
     let error = discover(&normalized(&tree.end().finish())).unwrap_err();
-    assert_eq!(error, DtError::new("/memreserve/", "entry 0", DtErrorKind::RangeOverflow { base: u64::MAX, size: 2 }));
+    assert_eq!(error, node_error("/memreserve/", "entry 0", ErrorKind::RangeOverflow { base: u64::MAX, size: 2 }));
 }
 
 #[test]
@@ -1012,26 +1006,26 @@ fn value_errors() {
     let mut tree = Tree::virt();
     tree.begin("memory@50000000").string("device_type", "memory").cells("reg", &[0, 0x5000_0000, 0]).end();
     let error = discover(&normalized(&tree.end().finish())).unwrap_err();
-    assert_eq!(error, DtError::new("/memory@50000000", "reg", DtErrorKind::BadLength { len: 12, unit: 16 }));
+    assert_eq!(error, node_error("/memory@50000000", "reg", ErrorKind::BadLength { len: 12, unit: 16 }));
 
     // Too many memory ranges.
     let mut tree = Tree::virt();
     let reg: Vec<u32> = (0..MAX_MEMORY_RANGES as u32).flat_map(|index| [1, index * 0x1000, 0, 0x1000]).collect();
     tree.begin("memory@100000000").string("device_type", "memory").cells("reg", &reg).end();
     let error = discover(&normalized(&tree.end().finish())).unwrap_err();
-    assert_eq!(error.kind, DtErrorKind::TooManyEntries { limit: MAX_MEMORY_RANGES as u32 });
+    assert_eq!(error.kind, ErrorKind::TooManyEntries { limit: MAX_MEMORY_RANGES as u32 });
 
     // An unknown PSCI conduit.
     let mut tree = Tree::virt();
     tree.begin("psci").string("compatible", "arm,psci-1.0").string("method", "svc").end();
     let error = discover(&normalized(&tree.end().finish())).unwrap_err();
-    assert_eq!(error, DtError::new("/psci", "method", DtErrorKind::UnsupportedValue { value: ShortValue::new("svc") }));
+    assert_eq!(error, node_error("/psci", "method", ErrorKind::UnsupportedValue { value: ShortValue::new("svc") }));
 
     // No RAM at all.
     let mut tree = Tree::default();
     tree.begin("").end();
     let error = discover(&normalized(&tree.finish())).unwrap_err();
-    assert_eq!(error, DtError::new("/memory", "reg", DtErrorKind::NoRam));
+    assert_eq!(error, node_error("/memory", "reg", ErrorKind::NoRam));
     assert_eq!(
         error.to_string(),
         "/memory: property \"reg\": no available node with device_type \"memory\" declares RAM"
@@ -1084,9 +1078,9 @@ fn device_windows_must_not_share_a_page_with_ram() {
     tree.virtio("virtio@50001000", 0x5000_1000, 17).end();
     let platform = discover(&normalized(&tree.end().finish())).unwrap();
     let error = device_error(&platform, "/virtio@50000a00");
-    let kind = DtErrorKind::DeviceInRam {
+    let kind = ErrorKind::DeviceInRam {
         range: range(0x5000_0a00, 0x200),
-        memory: NodePath::new("/memory@50000000"),
+        memory: Origin::node("/memory@50000000"),
         ram: range(0x5000_0000, 0x800),
     };
     assert_eq!((error.property.as_str(), error.kind), ("reg", kind));
@@ -1110,12 +1104,12 @@ fn gic_frames_are_page_aligned_and_mappable() {
     };
     assert!(gic_tree(&[0, 0x0800_0000, 0, 0x1000, 0, 0x0801_0000, 0, 0x2000]).is_ok());
     let error = gic_tree(&[0, 0x0800_0800, 0, 0x1000, 0, 0x0801_0000, 0, 0x2000]).unwrap_err();
-    let kind = DtErrorKind::Misaligned { value: 0x0800_0800, alignment: PAGE_SIZE };
-    assert_eq!(error, DtError::new("/intc@8000000", "reg", kind));
+    let kind = ErrorKind::Misaligned { value: 0x0800_0800, alignment: PAGE_SIZE };
+    assert_eq!(error, node_error("/intc@8000000", "reg", kind));
     let error = gic_tree(&[0, 0x0800_0000, 0, 0x800, 0, 0x0801_0000, 0, 0x2000]).unwrap_err();
-    assert_eq!(error.kind, DtErrorKind::WindowTooSmall { size: 0x800, min: 0x1000 });
+    assert_eq!(error.kind, ErrorKind::WindowTooSmall { size: 0x800, min: 0x1000 });
     let error = gic_tree(&[0, 0x0800_0000, 0, 0x1000, 0x80, 0, 0, 0x2000]).unwrap_err();
-    assert_eq!(error.kind, DtErrorKind::BeyondAddressSpace { range: range(1 << 39, 0x2000), limit: ADDRESS_LIMIT });
+    assert_eq!(error.kind, ErrorKind::BeyondAddressSpace { range: range(1 << 39, 0x2000), limit: ADDRESS_LIMIT });
 }
 
 // ---------------------------------------------------------------------------
@@ -1124,10 +1118,10 @@ fn gic_frames_are_page_aligned_and_mappable() {
 #[test]
 fn range_checks() {
     // The platform's range errors, in the tree's terms.
-    assert_eq!(Range::new(0x1000, 0).map_err(DtErrorKind::from), Err(DtErrorKind::ZeroSize { base: Some(0x1000) }));
+    assert_eq!(Range::new(0x1000, 0).map_err(ErrorKind::from), Err(ErrorKind::ZeroSize { base: Some(0x1000) }));
     assert_eq!(
-        Range::new(u64::MAX, 1).map_err(DtErrorKind::from),
-        Err(DtErrorKind::RangeOverflow { base: u64::MAX, size: 1 })
+        Range::new(u64::MAX, 1).map_err(ErrorKind::from),
+        Err(ErrorKind::RangeOverflow { base: u64::MAX, size: 1 })
     );
     assert_eq!(Range::new(u64::MAX - 1, 1).map(|range| range.end()), Ok(u64::MAX));
     let outer = range(0x1000, 0x3000);
@@ -1167,13 +1161,13 @@ fn platform_stays_small_enough_for_the_boot_stack() {
 
 fn bridge<'p>(platform: &'p Platform, path: &str) -> &'p PciHostBridge {
     let found =
-        platform.pci_bridges().iter().filter_map(|bridge| bridge.as_ref().ok()).find(|b| b.node.as_str() == path);
+        platform.pci_bridges().iter().filter_map(|bridge| bridge.as_ref().ok()).find(|b| node_of(&b.origin) == path);
     found.unwrap_or_else(|| panic!("no usable bridge {path}"))
 }
 
-fn bridge_error(platform: &Platform, path: &str) -> DtError {
+fn bridge_error(platform: &Platform, path: &str) -> PlatformError {
     let found =
-        platform.pci_bridges().iter().filter_map(|bridge| bridge.as_ref().err()).find(|e| e.node.as_str() == path);
+        platform.pci_bridges().iter().filter_map(|bridge| bridge.as_ref().err()).find(|e| node_of(&e.origin) == path);
     *found.unwrap_or_else(|| panic!("no error recorded for {path}"))
 }
 
@@ -1200,7 +1194,7 @@ fn qemu_pci_host_bridge() {
     // The 64-bit window starts at 1 << 39: beyond the page tables, dropped.
     assert_eq!(pcie.refused_windows.len(), 1);
     assert_eq!(pcie.refused_windows[0].property.as_str(), "ranges");
-    assert!(matches!(pcie.refused_windows[0].kind, DtErrorKind::BeyondAddressSpace { .. }));
+    assert!(matches!(pcie.refused_windows[0].kind, ErrorKind::BeyondAddressSpace { .. }));
     // INTx: slot 0 INTA is SPI 3, slot 1 INTA is SPI 4 (swizzled), level.
     let interrupt = pcie.intx(0, 0, 0, 1).unwrap();
     assert_eq!((interrupt.kind, interrupt.number), (InterruptKind::Spi, 3));
@@ -1233,23 +1227,23 @@ fn hostile_pci_bridges_are_left_out() {
     bridge(&platform, "/pcie@10000000");
     let error = bridge_error(&platform, "/pci@1");
     assert_eq!(error.property.as_str(), "ranges");
-    assert!(matches!(error.kind, DtErrorKind::DeviceInRam { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::DeviceInRam { .. }), "{error}");
     let error = bridge_error(&platform, "/pci@2");
     assert_eq!(error.property.as_str(), "reg");
-    assert_eq!(error.kind, DtErrorKind::WindowTooSmall { size: MIB, min: 2 * MIB });
+    assert_eq!(error.kind, ErrorKind::WindowTooSmall { size: MIB, min: 2 * MIB });
     let error = bridge_error(&platform, "/pci@3");
     assert_eq!(error.property.as_str(), "reg");
-    assert!(matches!(error.kind, DtErrorKind::BeyondAddressSpace { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::BeyondAddressSpace { .. }), "{error}");
     let platform = super::tests::platform(fixture!("bad-pci-bridges-2"));
     bridge(&platform, "/pcie@10000000");
     let error = bridge_error(&platform, "/pci@4");
     assert_eq!(error.property.as_str(), "ranges");
-    assert!(matches!(error.kind, DtErrorKind::Overlap { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::Overlap { .. }), "{error}");
     let error = bridge_error(&platform, "/pci@5");
-    assert_eq!((error.property.as_str(), error.kind), ("ranges", DtErrorKind::MissingProperty));
+    assert_eq!((error.property.as_str(), error.kind), ("ranges", ErrorKind::MissingProperty));
     let error = bridge_error(&platform, "/pci@6");
     assert_eq!(error.property.as_str(), "memory-region");
-    assert!(matches!(error.kind, DtErrorKind::NotAPool { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::NotAPool { .. }), "{error}");
     assert!(error.to_string().starts_with("/pci@6: property \"memory-region\""), "{error}");
     // None of them is mapped.
     assert!(platform.device_windows().all(|window| window.base != 0x3f00_0000 && window.base != 0x3f50_0000));
@@ -1267,7 +1261,7 @@ fn pci_interrupt_map_must_name_the_gic() {
     let error = bridge_error(&platform, "/pcie@10000000");
     assert_eq!(error.property.as_str(), "interrupt-map");
     assert!(
-        matches!(error.kind, DtErrorKind::UnsupportedInterruptParent { node } if node.as_str().starts_with("/pl061")),
+        matches!(error.kind, ErrorKind::UnsupportedInterruptParent { node } if node_of(&node).starts_with("/pl061")),
         "{error}"
     );
 }
@@ -1277,13 +1271,13 @@ fn malformed_pci_bridges_are_left_out() {
     let platform = platform(fixture!("bad-pci-cells"));
     bridge(&platform, "/pcie@10000000");
     let error = bridge_error(&platform, "/pci@7");
-    assert_eq!((error.property.as_str(), error.kind), ("#address-cells", DtErrorKind::BadCells { cells: 2 }));
+    assert_eq!((error.property.as_str(), error.kind), ("#address-cells", ErrorKind::BadCells { cells: 2 }));
     let error = bridge_error(&platform, "/pci@8");
     assert_eq!(error.property.as_str(), "bus-range");
-    assert!(matches!(error.kind, DtErrorKind::UnsupportedValue { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::UnsupportedValue { .. }), "{error}");
     let error = bridge_error(&platform, "/pci@9");
     assert_eq!(error.property.as_str(), "ranges");
-    assert!(matches!(error.kind, DtErrorKind::UnsupportedValue { .. }), "{error}");
+    assert!(matches!(error.kind, ErrorKind::UnsupportedValue { .. }), "{error}");
     // Only QEMU's bridge is mapped.
     let pci_windows = platform.pci_bridges().iter().flatten().flat_map(|bridge| bridge.device_windows()).count();
     assert_eq!(pci_windows, 2);

@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_registry_and_the_tree_agree_on_the_capacity() {
-        assert_eq!(crate::devicetree::MAX_POOLS, MAX_POOLS);
+        assert_eq!(crate::platform::MAX_POOLS, MAX_POOLS);
         assert_eq!(registered(MAX_POOLS), None);
     }
 }

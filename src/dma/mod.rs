@@ -53,10 +53,13 @@ macro_rules! slots {
 // `with_pool_hal!` must then follow, or nothing compiles.
 slots!(S0, S1, S2, S3, S4, S5, S6, S7);
 
-/// How many pools the runtime can manage at once: the registry's slots,
-/// the Hal dispatch of [`with_pool_hal!`] and the device tree's limit
-/// ([`crate::devicetree::MAX_POOLS`] is this constant).
+/// How many pools the runtime can manage at once: the registry's slots and
+/// the Hal dispatch of [`with_pool_hal!`].
 pub const MAX_POOLS: usize = Slot::ALL.len();
+
+// The platform keeps one pool entry per slot (boot registers pool `n` in
+// slot `n`): a mismatch must not compile.
+const _: () = assert!(MAX_POOLS == crate::platform::MAX_POOLS, "dma slots and platform::MAX_POOLS differ");
 
 impl Slot {
     /// The slot numbered `index`, if there is one.

@@ -11,8 +11,8 @@ use alloc::vec::Vec;
 
 use super::config::{Bdf, ConfigSpace, header};
 use super::{PciError, PciErrorKind};
-use crate::devicetree::{PciWindow, SpaceCode};
 use crate::platform::Range;
+use crate::platform::{PciWindow, SpaceCode};
 
 /// BARs of a type 0 header.
 pub const BAR_COUNT: usize = 6;

@@ -11,7 +11,7 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::arch::mmio as access;
-use crate::devicetree::ConfigMechanism;
+use crate::platform::ConfigMechanism;
 
 /// Header offsets (type 0 header, PCI 3.0 §6.1).
 pub mod header {

@@ -2,7 +2,7 @@
 //! the capability list, all treating config space as hostile input.
 //!
 //! Host bridges come from the device tree
-//! ([`crate::devicetree::PciHostBridge`]); [`enumerate`] finds the
+//! ([`crate::platform::PciHostBridge`]); [`enumerate`] finds the
 //! functions behind one, [`setup_function`] sizes and places a function's
 //! BARs and enables it, [`caps::virtio_caps`] reads its virtio structures.
 //! Every problem is a [`PciError`] naming bus:device.function and what was

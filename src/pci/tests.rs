@@ -6,8 +6,8 @@ use super::caps::{self, cfg_type};
 use super::config::{Bdf, ConfigSpace, header};
 use super::fake::{FakeConfig, FakeFunction, virtio_cap};
 use super::*;
-use crate::devicetree::{PciWindow, SpaceCode};
 use crate::platform::Range;
+use crate::platform::{PciWindow, SpaceCode};
 
 fn bdf(device: u8, function: u8) -> Bdf {
     Bdf::new(0, device, function).unwrap()
@@ -286,7 +286,7 @@ fn config_reads_of_absent_functions_are_all_ones() {
 
 #[test]
 fn ecam_and_cam_addressing() {
-    use crate::devicetree::ConfigMechanism;
+    use crate::platform::ConfigMechanism;
     use config::EcamConfig;
     // Two buses (2..=3) of CAM: 64 KiB each.
     let mut memory = vec![0u32; 2 * (1 << 16) / 4];

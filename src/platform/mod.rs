@@ -1,16 +1,51 @@
-//! What every platform source shares: address ranges, page geometry, the
-//! kernel command line, and the validation rules that do not depend on
-//! where a value came from.
+//! The platform model and what every platform source shares.
 //!
-//! A source (today the device tree, `crate::devicetree`) reads its input,
-//! applies these rules, and reports violations in its own error type, which
-//! names where the value came from (a node and property for a tree).
+//! [`Platform`] describes RAM, reservations, DMA pools, devices and their
+//! transports, the interrupt controller, console, power interface, timer
+//! and command line, whichever source produced it: today a device tree
+//! (`devicetree::discover`); a Jailhouse communication region,
+//! multiboot with ACPI, or a board's own table would each produce the same
+//! model. Every entry carries its [`Origin`] (a tree node, and later a
+//! comm-region field, an ACPI table or a board constant), and every error
+//! is a [`PlatformError`] naming origin and property or field.
+//!
+//! Shared with every source: address ranges, page geometry, the address
+//! limit, command-line parsing, the rules for device windows
+//! ([`check_window`]), and the memory layout ([`layout()`]: pool placement
+//! and free RAM), which only reads the model.
+//!
+//! Nothing here imports a source: sources depend on this module, never the
+//! reverse.
+
+// A PlatformError is about 200 bytes: it names origin and property (and for
+// an overlap the other origin) in fixed-capacity strings, since errors are
+// built before there is a heap to box them in. Errors are rare and returned
+// once.
+#![allow(clippy::result_large_err)]
 
 mod cmdline;
+mod error;
+mod layout;
+mod model;
+mod pci;
 mod range;
+pub(crate) mod rules;
+mod text;
 
 pub use cmdline::bootarg;
+pub use error::{ErrorKind, Origin, PlatformError};
+pub use layout::{DEVICE_TREE, IMAGE, Layout, MAX_FREE_RANGES, MAX_NORMAL_RANGES, layout};
+pub use model::{
+    Conduit, Gic, Interrupt, InterruptKind, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_POOLS,
+    MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, Placement, Platform, Pool, Psci,
+    PsciVersion, Reserved, Timer, Trigger, Uart, VirtioMmio,
+};
+pub use pci::{
+    ConfigMechanism, FunctionPool, IntxRoute, MAX_INTX_ROUTES, MAX_PCI_BRIDGES, MAX_PCI_FUNCTION_POOLS,
+    MAX_PCI_WINDOWS, MAX_REFUSED_WINDOWS, PciHostBridge, PciWindow, SpaceCode,
+};
 pub use range::{Range, RangeError};
+pub use text::{BoundedStr, NODE_PATH_CAPACITY, NodePath, PROP_NAME_CAPACITY, PropName, ShortValue, VALUE_CAPACITY};
 
 use core::fmt;
 

@@ -70,10 +70,8 @@ pub fn bind(device: &Device) -> Result<IrqLine, InterruptError> {
     };
     pci_isr.store(is_pci, Ordering::Release);
     slot.store(base, Ordering::Release);
-    let level = matches!(
-        interrupt.trigger(),
-        Some(crate::devicetree::Trigger::LevelHigh | crate::devicetree::Trigger::LevelLow)
-    );
+    let level =
+        matches!(interrupt.trigger(), Some(crate::platform::Trigger::LevelHigh | crate::platform::Trigger::LevelLow));
     interrupts::enable(intid, level)?;
     Ok(IrqLine { intid })
 }

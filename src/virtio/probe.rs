@@ -20,10 +20,9 @@ use core::fmt;
 use core::ptr::NonNull;
 
 use crate::Boot;
-use crate::devicetree::{DtError, Interrupt};
 use crate::dma::PoolId;
 use crate::pci::config::Bdf;
-use crate::platform::Range;
+use crate::platform::{Interrupt, PlatformError, Range};
 use crate::virtio::mmio::{MmioError, MmioRegisters, MmioV2Transport, WindowClaim};
 use crate::virtio::transport::ProbedTransport;
 
@@ -77,10 +76,10 @@ impl fmt::Debug for Device {
 #[derive(Debug)]
 pub enum ProbeError {
     /// The node itself was invalid (bad reg, interrupts, memory-region ...).
-    /// (Boxed: a `DtError` carries a node path; probing runs with a heap.)
-    Tree(Box<DtError>),
+    /// (Boxed: a `PlatformError` carries its origin; probing runs with a heap.)
+    Tree(Box<PlatformError>),
     /// Its pool could not be placed or is invalid.
-    Pool { device: Range, error: Box<DtError> },
+    Pool { device: Range, error: Box<PlatformError> },
     /// No `memory-region`, and the policy refuses such devices.
     NoPool { device: Range },
     /// The registers did not describe a usable device.
@@ -148,7 +147,7 @@ pub(super) fn pool_for(boot: &Boot, policy: DmaPolicy, pool: Option<usize>) -> R
 
 /// Why [`pool_for`] refused.
 pub(super) enum PoolRefusal {
-    Unusable(Box<DtError>),
+    Unusable(Box<PlatformError>),
     NoPool,
     NotRegistered(usize),
 }

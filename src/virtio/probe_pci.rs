@@ -19,11 +19,11 @@ use super::pci::{MODERN_DEVICE_IDS, MmioSpan, PciRegions, PciTransport, VIRTIO_V
 use super::probe::{Device, DmaPolicy, PoolRefusal, ProbeError, pool_for};
 use super::transport::{ProbedTransport, TransportError, WindowClaim};
 use crate::Boot;
-use crate::devicetree::{DtError, PciHostBridge};
 use crate::pci::bar::{BarAllocator, Bars};
 use crate::pci::caps::{BarSlice, virtio_caps};
 use crate::pci::config::{Bdf, EcamConfig};
 use crate::pci::{self, Function, PciError};
+use crate::platform::{PciHostBridge, PlatformError};
 
 /// Why a PCI function is left alone.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub enum PciProblem {
     /// Its BARs or capabilities are unusable.
     Function(PciError),
     /// Its pool could not be placed or is invalid.
-    Pool(Box<DtError>),
+    Pool(Box<PlatformError>),
     /// No pool for it, and the policy refuses such devices.
     NoPool,
     /// The tree's pool `slot` has no registered pool.

@@ -13,8 +13,8 @@ use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
 use spin::Mutex;
 
 use crate::arch::without_irqs;
-use crate::devicetree::{Gic as GicDescription, Platform};
 use crate::interrupts::{InterruptError, run_handler};
+use crate::platform::{Gic as GicDescription, Platform};
 
 enum Gic {
     V2(GicV2<'static>),

@@ -5,7 +5,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use crate::devicetree::{Conduit, Platform};
+use crate::platform::{Conduit, Platform};
 
 const NO_CONDUIT: u8 = 0;
 const HVC: u8 = 1;

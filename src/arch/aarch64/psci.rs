@@ -2,7 +2,7 @@
 
 use smccc::{Hvc, Smc, psci};
 
-use crate::devicetree::Conduit;
+use crate::platform::Conduit;
 
 /// Asks the firmware or hypervisor to power the system off. Returns only if
 /// the call failed.

@@ -1,7 +1,7 @@
 //! No interrupt controller on the host.
 
-use crate::devicetree::Platform;
 use crate::interrupts::InterruptError;
+use crate::platform::Platform;
 
 /// # Safety
 ///

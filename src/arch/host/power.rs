@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::devicetree::Platform;
+use crate::platform::Platform;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PowerError;

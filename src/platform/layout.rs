@@ -1,15 +1,16 @@
 //! Memory plan: where each pool goes and what RAM is left for the private
-//! heap.
+//! heap. A shared rule: it reads only the model, whatever source built it,
+//! and its errors name the pool's origin.
 
 use core::fmt;
 
 use arrayvec::ArrayVec;
 
-use super::error::{DtError, DtErrorKind, NodePath};
-use super::platform::{MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, Placement, Platform, Pool};
-use crate::platform::{PAGE_SIZE, Range, page_span, ram_covers};
+use super::model::{MAX_MEMORY_RANGES, MAX_POOLS, MAX_RESERVED, Placement, Platform, Pool};
+use super::{ErrorKind, Origin, PAGE_SIZE, PlatformError, Range, page_span, ram_covers};
 
-/// Image, tree, reservations and pools that are taken out of RAM.
+/// Image, the loader's input, reservations and pools that are taken out of
+/// RAM.
 const MAX_TAKEN: usize = 2 + MAX_RESERVED + MAX_POOLS;
 /// Each taken range splits at most one free range in two, so this many
 /// free ranges always suffice.
@@ -17,15 +18,15 @@ pub const MAX_FREE_RANGES: usize = MAX_MEMORY_RANGES + MAX_TAKEN;
 /// RAM split by every `no-map` reservation, plus a pool each.
 pub const MAX_NORMAL_RANGES: usize = MAX_MEMORY_RANGES + MAX_RESERVED + MAX_POOLS;
 
-/// How errors and the boot's map name the image and the loader's tree,
-/// which are no nodes.
-pub const IMAGE: &str = "(image)";
-pub const DEVICE_TREE: &str = "(device tree)";
+/// How errors and the boot's map name the image and the loader's device
+/// tree, which no source describes.
+pub const IMAGE: Origin = Origin::Runtime("(image)");
+pub const DEVICE_TREE: Origin = Origin::Runtime("(device tree)");
 
 /// Result of [`layout`].
 #[derive(Clone, Debug)]
 pub struct Layout {
-    pools: ArrayVec<Result<Range, DtError>, MAX_POOLS>,
+    pools: ArrayVec<Result<Range, PlatformError>, MAX_POOLS>,
     free: ArrayVec<Range, MAX_FREE_RANGES>,
     normal: ArrayVec<Range, MAX_NORMAL_RANGES>,
 }
@@ -33,11 +34,11 @@ pub struct Layout {
 impl Layout {
     /// Where each pool is, indexed like [`Platform::pools`]; `Err` for a
     /// pool that must not be used (nor its devices).
-    pub fn pools(&self) -> &[Result<Range, DtError>] {
+    pub fn pools(&self) -> &[Result<Range, PlatformError>] {
         &self.pools
     }
 
-    pub fn pool(&self, index: usize) -> Option<&Result<Range, DtError>> {
+    pub fn pool(&self, index: usize) -> Option<&Result<Range, PlatformError>> {
         self.pools.get(index)
     }
 
@@ -58,7 +59,7 @@ impl Layout {
     /// placed pool. Sorted.
     ///
     /// Pools are the exception to `no-map`: the runtime bounces every DMA
-    /// buffer through them, so they are always mapped, whatever the node
+    /// buffer through them, so they are always mapped, whatever the source
     /// says. (They are not [`super::Reserved`] entries, and pools are
     /// whole pages clear of every reservation, so a pool is listed on its
     /// own only if that ever changes; the ranges are then not disjoint.)
@@ -91,21 +92,21 @@ impl fmt::Display for Layout {
 /// that conflicts or does not fit gets an error; errors from discovery
 /// carry over. The heap gets the rest of RAM, whole pages only.
 pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
-    let mut taken: ArrayVec<(Range, NodePath), MAX_TAKEN> = ArrayVec::new();
-    let reserved = platform.reserved().iter().map(|reserved| (reserved.range, reserved.node));
-    let fixed = [(image, NodePath::new(IMAGE)), (dtb, NodePath::new(DEVICE_TREE))];
+    let mut taken: ArrayVec<(Range, Origin), MAX_TAKEN> = ArrayVec::new();
+    let reserved = platform.reserved().iter().map(|reserved| (reserved.range, reserved.origin));
+    let fixed = [(image, IMAGE), (dtb, DEVICE_TREE)];
     for entry in fixed.into_iter().chain(reserved) {
         // MAX_TAKEN counts the image, the tree and every reservation.
         let _ = taken.try_push(entry);
     }
 
-    let mut pools: ArrayVec<Result<Range, DtError>, MAX_POOLS> = ArrayVec::new();
+    let mut pools: ArrayVec<Result<Range, PlatformError>, MAX_POOLS> = ArrayVec::new();
     for pool in platform.pools() {
         let result = match &pool.placement {
             Err(error) => Err(*error),
             Ok(Placement::Fixed(range)) => claim(&mut taken, pool, *range),
             // Placed below, once every fixed pool has its place.
-            Ok(Placement::Dynamic { .. }) => Err(DtError::at(pool.node, "size", DtErrorKind::MissingNode)),
+            Ok(Placement::Dynamic { .. }) => Err(PlatformError::new(pool.origin, "size", ErrorKind::MissingNode)),
         };
         let _ = pools.try_push(result);
     }
@@ -116,7 +117,7 @@ pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
             && !taken.iter().any(|(range, _)| *range == declared)
         {
             // MAX_TAKEN counts one entry per pool.
-            let _ = taken.try_push((declared, pool.node));
+            let _ = taken.try_push((declared, pool.origin));
         }
     }
     for (pool, result) in platform.pools().iter().zip(pools.iter_mut()) {
@@ -124,7 +125,7 @@ pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
             let alignment = placement.alignment();
             *result = match place(platform.memory(), alloc_ranges, *size, alignment, &taken) {
                 Some(range) => claim(&mut taken, pool, range),
-                None => Err(DtError::at(pool.node, "size", DtErrorKind::NoSpace { size: *size, alignment })),
+                None => Err(PlatformError::new(pool.origin, "size", ErrorKind::NoSpace { size: *size, alignment })),
             };
         }
     }
@@ -134,7 +135,7 @@ pub fn layout(platform: &Platform, image: Range, dtb: Range) -> Layout {
 }
 
 /// See [`Layout::normal_memory`].
-fn normal_memory(platform: &Platform, pools: &[Result<Range, DtError>]) -> ArrayVec<Range, MAX_NORMAL_RANGES> {
+fn normal_memory(platform: &Platform, pools: &[Result<Range, PlatformError>]) -> ArrayVec<Range, MAX_NORMAL_RANGES> {
     let mut holes: ArrayVec<Range, MAX_RESERVED> = ArrayVec::new();
     for reserved in platform.reserved().iter().filter(|reserved| reserved.no_map) {
         // Same capacity as the platform's list.
@@ -165,20 +166,20 @@ fn normal_memory(platform: &Platform, pools: &[Result<Range, DtError>]) -> Array
 }
 
 /// Takes `range` for `pool` unless something already has part of it.
-fn claim(taken: &mut ArrayVec<(Range, NodePath), MAX_TAKEN>, pool: &Pool, range: Range) -> Result<Range, DtError> {
+fn claim(taken: &mut ArrayVec<(Range, Origin), MAX_TAKEN>, pool: &Pool, range: Range) -> Result<Range, PlatformError> {
     if let Some((other_range, other)) = taken.iter().find(|(other, _)| other.overlaps(&range)) {
-        let kind = DtErrorKind::Overlap { range, other: *other, other_range: *other_range };
-        return Err(DtError::at(pool.node, "reg", kind));
+        let kind = ErrorKind::Overlap { range, other: *other, other_range: *other_range };
+        return Err(PlatformError::new(pool.origin, "reg", kind));
     }
     taken
-        .try_push((range, pool.node))
-        .map_err(|_| DtError::at(pool.node, "reg", DtErrorKind::TooManyEntries { limit: MAX_TAKEN as u32 }))?;
+        .try_push((range, pool.origin))
+        .map_err(|_| PlatformError::new(pool.origin, "reg", ErrorKind::TooManyEntries { limit: MAX_TAKEN as u32 }))?;
     Ok(range)
 }
 
 /// The highest free, aligned place for `size` bytes in RAM, inside one of
 /// `allowed` (anywhere in RAM if empty).
-fn place(memory: &[Range], allowed: &[Range], size: u64, alignment: u64, taken: &[(Range, NodePath)]) -> Option<Range> {
+fn place(memory: &[Range], allowed: &[Range], size: u64, alignment: u64, taken: &[(Range, Origin)]) -> Option<Range> {
     let allowed = if allowed.is_empty() { memory } else { allowed };
     let mut best: Option<Range> = None;
     for window in allowed.iter().flat_map(|allowed| memory.iter().filter_map(|ram| allowed.intersection(ram))) {
@@ -194,7 +195,7 @@ fn place(memory: &[Range], allowed: &[Range], size: u64, alignment: u64, taken: 
 /// Tries the top of `window` and moves below whatever is in the way. Each
 /// step passes one taken range for good, so it ends within `taken.len() + 1`
 /// steps.
-fn highest_fit(window: Range, size: u64, alignment: u64, taken: &[(Range, NodePath)]) -> Option<Range> {
+fn highest_fit(window: Range, size: u64, alignment: u64, taken: &[(Range, Origin)]) -> Option<Range> {
     let mut top = window.end();
     loop {
         let base = align_down(top.checked_sub(size)?, alignment);
@@ -211,7 +212,7 @@ fn highest_fit(window: Range, size: u64, alignment: u64, taken: &[(Range, NodePa
 }
 
 /// RAM minus everything taken, in whole pages.
-fn free_ranges(memory: &[Range], taken: &mut [(Range, NodePath)]) -> ArrayVec<Range, MAX_FREE_RANGES> {
+fn free_ranges(memory: &[Range], taken: &mut [(Range, Origin)]) -> ArrayVec<Range, MAX_FREE_RANGES> {
     taken.sort_unstable_by_key(|(range, _)| *range);
     let mut free = ArrayVec::new();
     let mut add = |start: u64, end: u64| {
