@@ -179,19 +179,30 @@ reloc_failed:
     b       reloc_failed
 .ltorg
 
-// Level 1 table, 1 GiB blocks: the first GiB (device windows on every board
-// we support) as Device-nGnRE and execute-never, the next three as normal
-// memory. The runtime replaces it with an exact map built from the tree.
-// The entries are physical addresses, not relocated: the table is an
-// identity map of fixed GiBs, so it covers the image wherever a loader puts
-// it in 1..4 GiB (an image loaded elsewhere cannot run, as before).
+// Level 1 table, 1 GiB blocks, built at assembly time from the board's boot
+// map (`BOOT_MAP_NORMAL_GIB` in boards/<name>/board.rs). The runtime
+// replaces it with an exact map built from the platform. The entries are
+// physical addresses, not relocated: the table is an identity map of fixed
+// GiBs, so it covers the image wherever a loader puts it in the board's
+// normal range (an image loaded elsewhere cannot run).
 .section .rodata.boot_page_table, "a"
 .balign 4096
 boot_page_table:
-    .quad   0x0060000000000401
-    .quad   0x0000000040000705
-    .quad   0x0000000080000705
-    .quad   0x00000000c0000705
-    .fill   508, 8, 0
-"#
+    // One level-1 entry per GiB, from the board's boot map: device memory
+    // (Device-nGnRE, execute-never) below its normal range, normal memory
+    // (write-back, inner shareable) in it, nothing above.
+    .set    tidepool_boot_gib, 0
+    .rept   512
+    .if     tidepool_boot_gib < {normal_start_gib}
+    .quad   (tidepool_boot_gib << 30) | 0x0060000000000401
+    .elseif tidepool_boot_gib < {normal_end_gib}
+    .quad   (tidepool_boot_gib << 30) | 0x705
+    .else
+    .quad   0
+    .endif
+    .set    tidepool_boot_gib, tidepool_boot_gib + 1
+    .endr
+"#,
+    normal_start_gib = const super::BOOT_MAP_NORMAL_GIB.0,
+    normal_end_gib = const super::BOOT_MAP_NORMAL_GIB.1,
 );

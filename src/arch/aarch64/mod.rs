@@ -25,11 +25,18 @@ mod timer;
 #[cfg(target_arch = "aarch64")]
 pub use timer::{counter, counter_frequency, start_alarm};
 
-/// RAM the entry's boot page table maps as normal memory (`boot_page_table`
-/// in entry.rs: GiB 1 to 4), where the loader's tree and the early heap
-/// must lie before the final map exists. Below it the boot map has device
-/// memory, above it nothing.
-pub const BOOT_MAP_RAM: (u64, u64) = (0x4000_0000, 0x1_0000_0000);
+/// The board's boot map in GiB (`crate::board::BOOT_MAP_NORMAL_GIB`), which
+/// entry.rs builds as a level-1 table of 1 GiB blocks.
+const BOOT_MAP_NORMAL_GIB: (u64, u64) = crate::board::BOOT_MAP_NORMAL_GIB;
+const _: () = assert!(
+    BOOT_MAP_NORMAL_GIB.0 < BOOT_MAP_NORMAL_GIB.1 && BOOT_MAP_NORMAL_GIB.1 <= 512,
+    "the boot map's normal range must be non-empty and fit the 512 GiB a level-1 table maps"
+);
+
+/// RAM the entry's boot page table maps as normal memory, where the image,
+/// the loader's tree and the early heap must lie before the final map
+/// exists. Below it the boot map has device memory, above it nothing.
+pub const BOOT_MAP_RAM: (u64, u64) = (BOOT_MAP_NORMAL_GIB.0 << 30, BOOT_MAP_NORMAL_GIB.1 << 30);
 
 /// The exception level the runtime runs its images at, whatever level the
 /// loader entered it at (entry.rs drops EL2 to EL1).
