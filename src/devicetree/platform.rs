@@ -302,7 +302,9 @@ impl<'b, 'a> Scan<'b, 'a> {
     fn finish(mut self) -> Result<Platform, PlatformError> {
         let memory = rules::check_memory(&mut self.memory, "reg")?;
         if memory.is_empty() {
-            return Err(at_path("/memory", "reg", ErrorKind::NoRam));
+            // No node to name (there may be no /memory at all): the kind
+            // says what the tree lacks.
+            return Err(ErrorKind::NoRam.into());
         }
         rules::check_pools(&mut self.pools, &memory, &self.reserved);
         // The GIC and the console are needed to run at all: a bad window

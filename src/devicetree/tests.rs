@@ -1025,11 +1025,8 @@ fn value_errors() {
     let mut tree = Tree::default();
     tree.begin("").end();
     let error = discover(&normalized(&tree.finish())).unwrap_err();
-    assert_eq!(error, node_error("/memory", "reg", ErrorKind::NoRam));
-    assert_eq!(
-        error.to_string(),
-        "/memory: property \"reg\": no available node with device_type \"memory\" declares RAM"
-    );
+    assert_eq!(error, ErrorKind::NoRam.into());
+    assert_eq!(error.to_string(), "no available node with device_type \"memory\" declares RAM");
 }
 
 #[test]
