@@ -92,8 +92,14 @@ fn hostmem_echo_over_virtio_pci() {
         &BackendSpec::default(),
     );
     assert!(outcome.has_line("2 passed, 0 failed"), "{}", outcome.console);
-    // The interrupt-driven echo took its interrupt through INTx.
-    assert!(outcome.console.contains("interrupt-driven echo: 2 doorbells, 1 interrupts"), "{}", outcome.console);
+    // The interrupt-driven echo took its interrupt through INTx (the image
+    // itself requires at least one; how many more a busy host adds varies).
+    let line = outcome.console.lines().find(|line| line.contains("interrupt-driven echo:")).unwrap_or_default();
+    let interrupts = line
+        .split(',')
+        .find_map(|part| part.trim().strip_suffix(" interrupts")?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no interrupt count in {line:?}\n{}", outcome.console));
+    assert!(interrupts >= 1, "{line}");
     assert_eq!(outcome.exit_line_status, Some(0));
     assert_eq!(outcome.backend_clean_exit, Some(true));
 }

@@ -37,6 +37,20 @@ pub use current::{
     privilege_level, set_irqs_enabled, start_alarm, wait_for_interrupt,
 };
 
+/// How the MMU maps a range; every architecture's `mmu` maps these to its
+/// own descriptor attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// Normal memory, read-write, never executable: RAM, pools, shared regions.
+    Data,
+    /// Normal memory, read-only and executable: the image's code.
+    Code,
+    /// Normal memory, read-only: the image's constants.
+    ReadOnly,
+    /// Device memory: MMIO windows.
+    Device,
+}
+
 /// Runs `f` with IRQs masked, so that code an IRQ handler also runs (the
 /// interrupt controller driver, the handler table) never deadlocks against
 /// itself. The previous mask state is restored afterwards.

@@ -68,34 +68,49 @@ pub trait Registers {
     fn write8(&mut self, offset: usize, value: u8);
 }
 
-/// A real virtio-mmio register window, accessed with single loads and stores.
+/// A bounded window of device registers (a virtio-mmio window, or one
+/// virtio structure inside a PCI BAR), accessed with single loads and
+/// stores.
 ///
 /// Every access is one load or store of the architecture's MMIO accessors
 /// ([`crate::arch::mmio`]): a hypervisor emulates an MMIO access from the
 /// instruction's syndrome, which only simple loads and stores give, and the
 /// accessors order it against ring updates as Linux's `readl`/`writel` do.
 #[derive(Debug)]
-pub struct MmioRegisters {
+pub struct MmioSpan {
     base: NonNull<u8>,
+    len: usize,
 }
 
-// SAFETY: an `MmioRegisters` is the only user of its window (constructor
-// contract), and MMIO accesses are valid from any CPU, so moving it to
-// another thread is fine. It is not `Sync`: `&self` reads from two CPUs at
-// once could interleave a select-then-read sequence of another user.
-unsafe impl Send for MmioRegisters {}
+/// A virtio-mmio register window: a span of [`WINDOW_SIZE`] bytes.
+pub type MmioRegisters = MmioSpan;
 
-impl MmioRegisters {
-    /// Wraps the register window at `base`.
+// SAFETY: a span is the only user of its bytes (constructor contract), and
+// MMIO accesses are valid from any CPU, so moving it to another thread is
+// fine. It is not `Sync`: `&self` reads from two CPUs at once could
+// interleave a select-then-read sequence of another user.
+unsafe impl Send for MmioSpan {}
+
+impl MmioSpan {
+    /// Wraps `len` bytes of device registers at `base`.
     ///
     /// # Safety
     ///
-    /// `base` must point at a mapped virtio-mmio register window of
-    /// [`WINDOW_SIZE`] (0x200) bytes, aligned to 4 bytes and mapped as device
-    /// memory, that nothing else accesses for as long as the returned value
-    /// (or anything built from it) is alive.
-    pub unsafe fn new(base: NonNull<u8>) -> Self {
-        Self { base }
+    /// `base..base + len` must be mapped as device memory and belong to one
+    /// device (structure) that nothing else accesses for as long as the
+    /// returned value (or anything built from it) is alive.
+    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
+        Self { base, len }
+    }
+
+    /// Wraps the virtio-mmio register window at `base`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::new`] with [`WINDOW_SIZE`] (0x200) bytes, 4-byte
+    /// aligned.
+    pub unsafe fn virtio_mmio_window(base: NonNull<u8>) -> Self {
+        Self { base, len: WINDOW_SIZE }
     }
 
     /// The base address of the window.
@@ -108,7 +123,7 @@ impl MmioRegisters {
     fn address(&self, offset: usize, width: usize) -> Option<*mut u8> {
         let end = offset.checked_add(width)?;
         let address = (self.base.as_ptr() as usize).checked_add(offset)?;
-        if end > WINDOW_SIZE || !address.is_multiple_of(width) {
+        if end > self.len || !address.is_multiple_of(width) {
             return None;
         }
         // `wrapping_add` keeps provenance; the bounds were checked above.
@@ -121,7 +136,7 @@ use crate::arch::mmio as access;
 /// Accesses outside the window or misaligned ones read as 0 and are not
 /// written: the transport never issues them, and refusing them keeps this
 /// safe API sound.
-impl Registers for MmioRegisters {
+impl Registers for MmioSpan {
     fn read32(&self, offset: usize) -> u32 {
         match self.address(offset, 4) {
             // SAFETY: `address` checked that the access is inside the window
@@ -182,7 +197,7 @@ mod tests {
             let base = NonNull::new(memory.as_mut_ptr().cast::<u8>()).unwrap();
             // SAFETY: `memory` is a 4-aligned, 0x200-byte buffer, only
             // accessed through `regs` until the end of this block.
-            let mut regs = unsafe { MmioRegisters::new(base) };
+            let mut regs = unsafe { MmioRegisters::virtio_mmio_window(base) };
             regs.write32(reg::QUEUE_SEL, 0x1234_5678);
             assert_eq!(regs.read32(reg::QUEUE_SEL), 0x1234_5678);
             regs.write16(reg::CONFIG + 2, 0xbeef);

@@ -22,8 +22,6 @@
 //! `VirtQueue::pop_used` is not clamped by virtio-drivers; drivers must
 //! clamp it (see [`super::mmio`]).
 
-use core::ptr::NonNull;
-
 use arrayvec::ArrayVec;
 use virtio_drivers::PhysAddr;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
@@ -34,7 +32,6 @@ use super::transport::{
     InitState, NegotiatedFeatures, StatusRegisters, TransportError, VirtioTransport, WindowClaim, consistent,
     read_config_fields, write_config_fields,
 };
-use crate::arch::mmio as access;
 use crate::pci::caps::MAX_SHARED_MEMORY;
 
 /// Common configuration structure offsets (virtio 1.2 §4.1.4.3).
@@ -67,88 +64,7 @@ pub const MODERN_DEVICE_IDS: core::ops::RangeInclusive<u16> = 0x1040..=0x107f;
 /// The virtio vendor id.
 pub const VIRTIO_VENDOR_ID: u16 = 0x1af4;
 
-/// A bounded window of device memory (one virtio structure inside a BAR),
-/// accessed with single loads and stores like [`super::mmio::MmioRegisters`].
-#[derive(Debug)]
-pub struct MmioSpan {
-    base: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the span is the only user of its bytes (constructor contract) and
-// MMIO is valid from any CPU.
-unsafe impl Send for MmioSpan {}
-
-impl MmioSpan {
-    /// Wraps `len` bytes of device memory at `base`.
-    ///
-    /// # Safety
-    ///
-    /// `base..base + len` must be mapped device memory belonging to one
-    /// device structure that nothing else accesses while the span lives.
-    pub unsafe fn new(base: NonNull<u8>, len: usize) -> Self {
-        Self { base, len }
-    }
-
-    fn address(&self, offset: usize, width: usize) -> Option<*mut u8> {
-        let end = offset.checked_add(width)?;
-        let address = (self.base.as_ptr() as usize).checked_add(offset)?;
-        if end > self.len || !address.is_multiple_of(width) {
-            return None;
-        }
-        Some(self.base.as_ptr().wrapping_add(offset))
-    }
-}
-
-/// Accesses outside the span or misaligned ones read as 0 and are not
-/// written.
-impl Registers for MmioSpan {
-    fn read32(&self, offset: usize) -> u32 {
-        match self.address(offset, 4) {
-            // SAFETY: `address` checked bounds and alignment; the
-            // constructor's contract makes the span valid device memory.
-            Some(ptr) => unsafe { access::read32(ptr) },
-            None => 0,
-        }
-    }
-
-    fn write32(&mut self, offset: usize, value: u32) {
-        if let Some(ptr) = self.address(offset, 4) {
-            // SAFETY: as in `read32`.
-            unsafe { access::write32(ptr, value) }
-        }
-    }
-
-    fn read16(&self, offset: usize) -> u16 {
-        match self.address(offset, 2) {
-            // SAFETY: as in `read32`.
-            Some(ptr) => unsafe { access::read16(ptr) },
-            None => 0,
-        }
-    }
-
-    fn write16(&mut self, offset: usize, value: u16) {
-        if let Some(ptr) = self.address(offset, 2) {
-            // SAFETY: as in `read32`.
-            unsafe { access::write16(ptr, value) }
-        }
-    }
-
-    fn read8(&self, offset: usize) -> u8 {
-        match self.address(offset, 1) {
-            // SAFETY: as in `read32`.
-            Some(ptr) => unsafe { access::read8(ptr) },
-            None => 0,
-        }
-    }
-
-    fn write8(&mut self, offset: usize, value: u8) {
-        if let Some(ptr) = self.address(offset, 1) {
-            // SAFETY: as in `read32`.
-            unsafe { access::write8(ptr, value) }
-        }
-    }
-}
+pub use super::mmio_regs::MmioSpan;
 
 /// The virtio structures of one function, as register windows.
 #[derive(Debug)]

@@ -169,7 +169,7 @@ fn probe_mmio(boot: &Boot, policy: DmaPolicy) -> Vec<Result<Option<Device>, Prob
             // no byte with another device window; the runtime maps it as
             // device memory, and `claim` makes this the node's only
             // transport.
-            let registers = unsafe { MmioRegisters::new(base) };
+            let registers = unsafe { MmioRegisters::virtio_mmio_window(base) };
             // Empty slots first: they are not devices, so no pool is needed.
             let transport = match MmioV2Transport::new(registers) {
                 Ok(transport) => transport,

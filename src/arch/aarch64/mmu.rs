@@ -26,27 +26,15 @@ const DEVICE: El1Attributes = El1Attributes::VALID
     .union(El1Attributes::PXN)
     .union(El1Attributes::UXN);
 
-/// How a range is mapped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Normal memory, read-write, never executable: RAM, pools, shared regions.
-    Data,
-    /// Normal memory, read-only and executable: the image's code.
-    Code,
-    /// Normal memory, read-only: the image's constants.
-    ReadOnly,
-    /// Device memory: MMIO windows.
-    Device,
-}
+pub use crate::arch::MapKind as Kind;
 
-impl Kind {
-    fn attributes(self) -> El1Attributes {
-        match self {
-            Kind::Data => NORMAL | El1Attributes::PXN | El1Attributes::UXN,
-            Kind::Code => NORMAL | El1Attributes::READ_ONLY | El1Attributes::UXN,
-            Kind::ReadOnly => NORMAL | El1Attributes::READ_ONLY | El1Attributes::PXN | El1Attributes::UXN,
-            Kind::Device => DEVICE,
-        }
+/// This architecture's descriptor attributes for each kind of mapping.
+fn attributes(kind: Kind) -> El1Attributes {
+    match kind {
+        Kind::Data => NORMAL | El1Attributes::PXN | El1Attributes::UXN,
+        Kind::Code => NORMAL | El1Attributes::READ_ONLY | El1Attributes::UXN,
+        Kind::ReadOnly => NORMAL | El1Attributes::READ_ONLY | El1Attributes::PXN | El1Attributes::UXN,
+        Kind::Device => DEVICE,
     }
 }
 
@@ -114,7 +102,7 @@ fn region(range: Range) -> Result<MemoryRegion, MmuError> {
 pub unsafe fn activate(ranges: &[(Range, Kind)]) -> Result<(), MmuError> {
     let mut table = IdMap::with_asid(ASID, ROOT_LEVEL, El1And0);
     for &(range, kind) in ranges {
-        table.map_range(&region(range)?, kind.attributes()).map_err(|error| MmuError::Map(range, error))?;
+        table.map_range(&region(range)?, attributes(kind)).map_err(|error| MmuError::Map(range, error))?;
     }
     #[cfg(feature = "image")]
     for guard in super::exceptions::stack_guards() {
@@ -140,7 +128,7 @@ pub unsafe fn activate(ranges: &[(Range, Kind)]) -> Result<(), MmuError> {
 pub fn map(range: Range, kind: Kind) -> Result<(), MmuError> {
     let mut guard = PAGE_TABLE.lock();
     let table = guard.as_mut().ok_or(MmuError::NotActive)?;
-    table.map_range(&region(range)?, kind.attributes()).map_err(|error| MmuError::Map(range, error))?;
+    table.map_range(&region(range)?, attributes(kind)).map_err(|error| MmuError::Map(range, error))?;
     // SAFETY: barriers only; new entries become visible to the walker.
     unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
     Ok(())

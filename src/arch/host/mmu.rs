@@ -7,14 +7,7 @@ use crate::platform::Range;
 /// (39 bits), so they exercise the same limits.
 pub const ADDRESS_SPACE_END: u64 = 1 << 39;
 
-/// How a range is mapped (see the targets' MMU modules).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Data,
-    Code,
-    ReadOnly,
-    Device,
-}
+pub use crate::arch::MapKind as Kind;
 
 #[derive(Debug)]
 pub enum MmuError {
