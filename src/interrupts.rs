@@ -33,6 +33,8 @@ pub enum InterruptError {
     NoController,
     /// The interrupt controller driver refused.
     Controller,
+    /// No GICv3 redistributor frame serves this CPU (MPIDR affinity).
+    NoFrameForThisCpu { affinity: u32 },
     /// The device has no interrupt line (a PCI function without INTx
     /// routing in `interrupt-map`); poll it instead.
     NoLine,
@@ -45,6 +47,9 @@ impl core::fmt::Display for InterruptError {
             InterruptError::Busy(id) => write!(f, "interrupt id {id} already has a handler"),
             InterruptError::NoController => f.write_str("no interrupt controller"),
             InterruptError::Controller => f.write_str("the interrupt controller refused the configuration"),
+            InterruptError::NoFrameForThisCpu { affinity } => {
+                write!(f, "no GICv3 redistributor frame serves this CPU (affinity {affinity:#x})")
+            }
             InterruptError::NoLine => f.write_str("the device has no interrupt line"),
         }
     }

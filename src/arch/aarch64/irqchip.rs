@@ -7,6 +7,8 @@
 
 use core::ptr::NonNull;
 
+use aarch64_cpu::registers::Readable;
+
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
@@ -52,11 +54,26 @@ pub unsafe fn init(platform: &Platform) -> Result<(), InterruptError> {
             Gic::V2(gic)
         }
         GicDescription::V3 { distributor, redistributors } => {
-            let redistributor = redistributors.first().ok_or(InterruptError::NoController)?;
+            // This CPU's frame, by affinity: the first one serves CPU 0 only.
+            let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+            let affinity = super::gicr::affinity_of(mpidr);
+            let read_typer = |frame: u64| {
+                let typer = (frame + super::gicr::GICR_TYPER) as *mut u8;
+                // SAFETY: `frame` is a whole frame inside a redistributor
+                // region, which the caller promises is mapped device
+                // memory; two single 32-bit loads (valid syndromes for a
+                // hypervisor that traps them).
+                unsafe {
+                    u64::from(super::mmio::read32(typer)) | u64::from(super::mmio::read32(typer.wrapping_add(4))) << 32
+                }
+            };
+            let frame = super::gicr::find_frame(redistributors, affinity, read_typer)
+                .ok_or(InterruptError::NoFrameForThisCpu { affinity })?;
             let gicd = NonNull::new(distributor.base as *mut _).ok_or(InterruptError::NoController)?;
-            let gicr = NonNull::new(redistributor.base as *mut _).ok_or(InterruptError::NoController)?;
-            // SAFETY: the caller promises the frames are the GICv3's; one
-            // CPU (we run on the boot CPU only).
+            let gicr = NonNull::new(frame as *mut _).ok_or(InterruptError::NoController)?;
+            // SAFETY: the caller promises the frames are the GICv3's; `gicr`
+            // is this CPU's frame, and arm-gic is told of that one only
+            // (index 0 below), as the runtime runs on one CPU.
             let mut gic =
                 unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, 1) }.map_err(|_| InterruptError::Controller)?;
             gic.setup(0);

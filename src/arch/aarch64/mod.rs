@@ -2,6 +2,7 @@
 //! timer, behind the contract of [`crate::arch`].
 
 pub mod esr;
+pub mod gicr;
 
 #[cfg(all(target_arch = "aarch64", feature = "image"))]
 mod entry;
