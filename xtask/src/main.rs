@@ -30,7 +30,8 @@ Commands:
                         (see docs/benchmarks.md)
 
 Options:
-  --board NAME          board: qemu-virt (virtio-mmio, the default) or qemu-virt-pci
+  --board NAME          board: a folder of boards/ (qemu-virt, the default, with
+                        virtio-mmio; qemu-virt-pci)
   --gic 2|3             GIC version (default 3)
   --el2                 start the image at EL2 (QEMU virtualization=on)
   --load-address ADDR   `run`: load the raw image at ADDR (hex 0x... or
@@ -38,6 +39,11 @@ Options:
                         loader and a boot stub, as U-Boot's booti would,
                         instead of -kernel's RAM base + text_offset; the
                         image relocates itself
+  --dtb FILE             `run`: boot with your own device tree instead of the
+                        board's (QEMU's tree plus the board overlay; apply the
+                        overlay yourself if your tree needs the pools)
+  --builtin-dtb FILE    build FILE into the image, for loaders that pass no
+                        tree (x0 = 0); $TIDEPOOL_BUILTIN_DTB is honoured too
   --debug               build without optimisations
   --timeout SECONDS     stop the guest after this long (default {default_timeout})
   --bootargs WORDS      extra kernel command line words (e.g. tidepool.log=debug)
@@ -82,6 +88,11 @@ struct Options {
     force_backend: bool,
     /// Where `run` loads the raw image (None: QEMU's -kernel placement).
     load_address: Option<u64>,
+    /// A device tree to build into the image (`--builtin-dtb`, or the
+    /// `TIDEPOOL_BUILTIN_DTB` the user set), for loaders that pass none.
+    builtin_dtb: Option<std::path::PathBuf>,
+    /// The user's own tree to boot with instead of the board's.
+    dtb: Option<std::path::PathBuf>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -99,6 +110,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
         no_backend: false,
         force_backend: false,
         load_address: None,
+        builtin_dtb: None,
+        dtb: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| Error(format!("{name} needs a value")));
@@ -124,10 +137,24 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--no-backend" => options.no_backend = true,
             "--backend" => options.force_backend = true,
             "--load-address" => options.load_address = Some(parse_address(&value("--load-address")?)?),
+            "--builtin-dtb" => options.builtin_dtb = Some(absolute(value("--builtin-dtb")?)?),
+            "--dtb" => options.dtb = Some(absolute(value("--dtb")?)?),
             "-h" | "--help" => options.command = "help".into(),
             flag if flag.starts_with('-') => bail!("unknown option `{flag}` (see `cargo xtask help`)"),
             _ if options.target.is_none() => options.target = Some(arg),
             _ => bail!("unexpected argument `{arg}` (see `cargo xtask help`)"),
+        }
+    }
+    // The documented variable is honoured too (the image build itself clears
+    // it, so that a stale setting never leaks into test images).
+    if options.builtin_dtb.is_none()
+        && let Some(path) = std::env::var_os("TIDEPOOL_BUILTIN_DTB").filter(|path| !path.is_empty())
+    {
+        options.builtin_dtb = Some(absolute(path.to_string_lossy().into_owned())?);
+    }
+    for (flag, path) in [("--builtin-dtb", &options.builtin_dtb), ("--dtb", &options.dtb)] {
+        if let Some(path) = path.as_ref().filter(|path| !path.is_file()) {
+            bail!("{flag} {}: no such file", path.display());
         }
     }
     Ok(options)
@@ -148,6 +175,7 @@ fn image_build(options: &Options) -> ImageBuild {
     spec.board = options.board.clone();
     spec.release = options.release;
     spec.codec_frames = options.frames.clone();
+    spec.builtin_dtb = options.builtin_dtb.clone();
     spec
 }
 
@@ -182,6 +210,9 @@ fn real_main() -> Result<ExitCode> {
             let spec = image_build(&options);
             let mut launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
             launch.load_address = options.load_address;
+            if let Some(tree) = &options.dtb {
+                launch.dtb = tree.clone();
+            }
             let wants_backend = BACKEND_IMAGES.contains(&spec.name.as_str()) || options.force_backend;
             let outcome = if wants_backend && !options.no_backend {
                 let mut backend = xtask::backend::BackendSpec::default();
@@ -313,5 +344,18 @@ mod tests {
         assert!(parse(args(&["run", "--load-address", "somewhere"])).is_err());
         assert!(parse(args(&["run", "--load-address"])).is_err());
         assert_eq!(parse(args(&["run"])).unwrap().load_address, None);
+    }
+
+    #[test]
+    fn trees_given_on_the_command_line_must_exist() {
+        let args = |words: &[&str]| words.iter().map(|word| word.to_string()).collect::<Vec<_>>().into_iter();
+        let tree = xtask::paths::workspace().join("tests/data/dtb/qemu-virt-numa-pool-nop.dtb");
+        let tree_arg = tree.display().to_string();
+        let options = parse(args(&["run", "hello", "--dtb", &tree_arg, "--builtin-dtb", &tree_arg])).unwrap();
+        assert_eq!((options.dtb.as_ref(), options.builtin_dtb.as_ref()), (Some(&tree), Some(&tree)));
+        assert_eq!(image_build(&options).builtin_dtb, Some(tree));
+        let error = parse(args(&["run", "--dtb", "/no/such/tree.dtb"])).unwrap_err().to_string();
+        assert!(error.contains("--dtb /no/such/tree.dtb: no such file"), "{error}");
+        assert!(parse(args(&["build", "--builtin-dtb"])).is_err());
     }
 }
