@@ -529,14 +529,13 @@ impl<R: Registers> Drop for MmioV2Transport<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::alloc::{Layout, alloc_zeroed, dealloc};
-    use std::ptr::NonNull;
 
+    use virtio_drivers::Error as VirtioError;
     use virtio_drivers::device::blk::VirtIOBlk;
     use virtio_drivers::device::common::Feature;
     use virtio_drivers::device::rng::VirtIORng;
-    use virtio_drivers::{BufferDirection, Error as VirtioError, Hal, PAGE_SIZE};
 
+    use super::super::host_hal::HostHal;
     use super::*;
 
     const ACK: u32 = 1;
@@ -1004,40 +1003,6 @@ mod tests {
     }
 
     // --- stock drivers through the transport ---
-
-    /// Host memory as DMA memory, physical address = virtual address.
-    struct HostHal;
-
-    fn pages_layout(pages: usize) -> Layout {
-        Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).unwrap()
-    }
-
-    // SAFETY: allocations are zeroed, page-aligned, exclusively owned until
-    // `dma_dealloc`, and their addresses are what the (fake) device sees;
-    // `share` hands out the buffer's own address, valid until `unshare`.
-    unsafe impl Hal for HostHal {
-        fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-            // SAFETY: the layout has a non-zero size.
-            let pointer = NonNull::new(unsafe { alloc_zeroed(pages_layout(pages)) }).unwrap();
-            (pointer.as_ptr() as PhysAddr, pointer)
-        }
-
-        unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
-            // SAFETY: `vaddr` came from `dma_alloc` with the same page count.
-            unsafe { dealloc(vaddr.as_ptr(), pages_layout(pages)) };
-            0
-        }
-
-        unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
-            NonNull::new(paddr as *mut u8).unwrap()
-        }
-
-        unsafe fn share(buffer: NonNull<[u8]>, _direction: BufferDirection) -> PhysAddr {
-            buffer.cast::<u8>().as_ptr() as PhysAddr
-        }
-
-        unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
-    }
 
     #[test]
     fn stock_rng_driver_initialises_through_transport() {

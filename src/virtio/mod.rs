@@ -7,6 +7,8 @@
 //! once in [`transport`]. virtio-drivers' `VirtQueue`, `Hal` and stock
 //! drivers run on top of either.
 
+#[cfg(test)]
+mod host_hal;
 #[cfg(target_os = "none")]
 pub mod irq;
 pub mod mmio;
