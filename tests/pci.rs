@@ -113,15 +113,7 @@ fn codec_demo_over_virtio_pci_is_zero_copy() {
         &[],
         &BackendSpec::default(),
     );
-    assert!(outcome.has_line("codec: summary: 30 verified, 0 failed, of 30 frames"), "{}", outcome.console);
-    assert_eq!(outcome.console.matches(" verified\n").count(), 30, "one line per frame");
-    assert!(
-        outcome.console.contains("codec: per frame: 0.0 payload bytes copied by the transport, 72 bytes of messages"),
-        "{}",
-        outcome.console
-    );
-    assert!(outcome.console.contains("1.00 doorbells, 0.00 interrupts, 0.00 events"), "{}", outcome.console);
-    assert_eq!(outcome.exit_line_status, Some(0));
+    common::assert_codec_demo_zero_copy(&outcome);
 }
 
 #[test]
@@ -130,10 +122,7 @@ fn a_ring_outside_the_pool_is_caught_over_virtio_pci() {
     // from the pool but hands the device heap memory.
     let image = ImageBuild::new("ring_outside_pool");
     let outcome = common::boot_with_backend_on(BOARD, image, Variant::default(), &[], &BackendSpec::default());
-    assert!(outcome.console.contains("ring_outside_pool: ring placed at"), "the sabotage did not happen");
-    assert!(outcome.backend_output.contains("Missing memory mapping"), "the backend did not refuse the ring");
-    assert!(!outcome.has_line("1 passed, 0 failed"), "a misplaced ring must not go unnoticed");
-    assert_ne!(outcome.status(), 0);
+    common::assert_misplaced_ring_caught(&outcome);
 }
 
 #[test]

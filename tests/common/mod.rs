@@ -156,3 +156,29 @@ pub fn boot_with_backend_on(
     );
     outcome
 }
+
+/// The codec demo's closing lines, on any board: every frame verified, and
+/// per frame no payload byte copied by the transport (only the 72-byte
+/// notification bounced, as the DMA pool measured), one doorbell and
+/// nothing else (no events asked for, none sent).
+pub fn assert_codec_demo_zero_copy(outcome: &Outcome) {
+    assert!(outcome.has_line("codec: summary: 30 verified, 0 failed, of 30 frames"), "{}", outcome.console);
+    assert_eq!(outcome.console.matches(" verified\n").count(), 30, "one line per frame");
+    assert!(
+        outcome.console.contains("codec: per frame: 0.0 payload bytes copied by the transport, 72 bytes of messages"),
+        "{}",
+        outcome.console
+    );
+    assert!(outcome.console.contains("1.00 doorbells, 0.00 interrupts, 0.00 events"), "{}", outcome.console);
+    assert_eq!(outcome.exit_line_status, Some(0));
+}
+
+/// `ring_outside_pool` on any board: the image misplaced its first ring,
+/// the backend (which sees only the pool and region memory) could not map
+/// it, and the image did not pass.
+pub fn assert_misplaced_ring_caught(outcome: &Outcome) {
+    assert!(outcome.console.contains("ring_outside_pool: ring placed at"), "the sabotage did not happen");
+    assert!(outcome.backend_output.contains("Missing memory mapping"), "the backend did not refuse the ring");
+    assert!(!outcome.has_line("1 passed, 0 failed"), "a misplaced ring must not go unnoticed");
+    assert_ne!(outcome.status(), 0);
+}
