@@ -26,11 +26,10 @@ use arrayvec::ArrayVec;
 use super::blob::be32;
 use super::error::at;
 use super::node::{Node, read_cells};
-use crate::platform::rules;
 use crate::platform::{
     ADDRESS_LIMIT, ConfigMechanism, FunctionPool, Interrupt, IntxRoute, MAX_INTX_ROUTES, MAX_PCI_BRIDGES,
     MAX_PCI_FUNCTION_POOLS, MAX_PCI_WINDOWS, MAX_REFUSED_WINDOWS, PCI_WINDOW, PciHostBridge, PciWindow, Range,
-    SpaceCode,
+    SpaceCode, check_window,
 };
 use crate::platform::{ErrorKind, NodePath, Origin, PlatformError, ShortValue};
 
@@ -296,7 +295,7 @@ impl<'a> PciScan<'a> {
 /// the page tables' limit, clear of RAM (to the page) and of every other
 /// device window.
 fn check_device_window(range: Range, context: &Context<'_>) -> Result<(), ErrorKind> {
-    rules::check_named_window(range, PCI_WINDOW, context.memory)?;
+    check_window(range, PCI_WINDOW, context.memory)?;
     if let Some((node, other)) = context.other_windows.iter().find(|(_, other)| other.overlaps(&range)) {
         return Err(ErrorKind::Overlap { range, other: *node, other_range: *other });
     }

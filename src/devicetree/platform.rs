@@ -15,7 +15,7 @@ use crate::platform::{
     Conduit, ErrorKind, Gic, Interrupt, MAX_ALLOC_RANGES, MAX_BOOTARGS, MAX_MEMORY_RANGES, MAX_POOLS,
     MAX_REDISTRIBUTOR_REGIONS, MAX_RESERVED, MAX_TIMER_INTERRUPTS, MAX_VIRTIO, NodePath, Origin, PL011_WINDOW,
     Placement, Platform, PlatformError, Pool, Psci, PsciVersion, Range, Reserved, ShortValue, Timer, Uart,
-    VIRTIO_WINDOW, VirtioMmio, rules,
+    VIRTIO_WINDOW, VirtioMmio, check_window, rules,
 };
 
 /// Nodes with a phandle; QEMU's virt trees have fewer than ten.
@@ -322,7 +322,7 @@ impl<'b, 'a> Scan<'b, 'a> {
         };
         let uart = self.find_uart(&resolver)?;
         if let Some(uart) = &uart {
-            rules::check_named_window(uart.reg, PL011_WINDOW, &self.memory)
+            check_window(uart.reg, PL011_WINDOW, &self.memory)
                 .map_err(|kind| PlatformError::new(uart.origin, "reg", kind))?;
         }
 
@@ -341,8 +341,7 @@ impl<'b, 'a> Scan<'b, 'a> {
         // Same capacity as the pending list, so nothing is dropped.
         for pending in &self.virtio {
             let device = pending.as_ref().map_err(|error| *error).and_then(|pending| {
-                rules::check_named_window(pending.reg, VIRTIO_WINDOW, &self.memory)
-                    .map_err(|kind| at(pending.path, "reg", kind))?;
+                check_window(pending.reg, VIRTIO_WINDOW, &self.memory).map_err(|kind| at(pending.path, "reg", kind))?;
                 if let Some((other, other_range)) = fixed.iter().find(|(_, range)| range.overlaps(&pending.reg)) {
                     let kind = ErrorKind::Overlap { range: pending.reg, other: *other, other_range: *other_range };
                     return Err(at(pending.path, "reg", kind));

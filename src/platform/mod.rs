@@ -47,8 +47,6 @@ pub use pci::{
 pub use range::{Range, RangeError};
 pub use text::{BoundedStr, NODE_PATH_CAPACITY, NodePath, PROP_NAME_CAPACITY, PropName, ShortValue, VALUE_CAPACITY};
 
-use core::fmt;
-
 /// Granule that pools must be aligned to and the heap is carved in.
 pub const PAGE_SIZE: u64 = 4096;
 
@@ -109,63 +107,25 @@ pub const GICV3_REDISTRIBUTOR_WINDOW: WindowRule = WindowRule { min_size: 0x2_00
 /// in whole pages, so page-aligned; any size.
 pub const PCI_WINDOW: WindowRule = WindowRule { min_size: 1, alignment: PAGE_SIZE };
 
-/// Why a device window cannot be used, whatever source described it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WindowError {
-    /// Ends above what the page tables map.
-    BeyondAddressSpace {
-        range: Range,
-        limit: u64,
-    },
-    Misaligned {
-        value: u64,
-        alignment: u64,
-    },
-    /// Smaller than what its driver touches.
-    TooSmall {
-        size: u64,
-        min: u64,
-    },
-    /// Shares a page with RAM (`ram` is the RAM range it touches).
-    InRam {
-        range: Range,
-        ram: Range,
-    },
-}
-
-impl fmt::Display for WindowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WindowError::BeyondAddressSpace { range, limit } => {
-                write!(f, "range {range} ends above {limit:#x}, the end of what the runtime's page tables map")
-            }
-            WindowError::Misaligned { value, alignment } => write!(f, "{value:#x} is not a multiple of {alignment:#x}"),
-            WindowError::TooSmall { size, min } => {
-                write!(f, "register window of {size:#x} bytes is smaller than the {min:#x} bytes its driver accesses")
-            }
-            WindowError::InRam { range, ram } => write!(f, "register window {range} shares a page with RAM {ram}"),
-        }
-    }
-}
-
 /// A device window's own problems: beyond the page tables, misaligned, too
-/// small for its driver, or sharing a page with RAM. The map works in
-/// pages and later entries win, so RAM in a window's first or last page
-/// would become device memory (code or stack included: the next unaligned
-/// access or instruction fetch there faults).
-pub fn check_window(range: Range, rule: WindowRule, memory: &[Range]) -> Result<(), WindowError> {
+/// small for its driver, or sharing a page with RAM (`memory`: each RAM
+/// range with its origin, which the error names). The map works in pages
+/// and later entries win, so RAM in a window's first or last page would
+/// become device memory (code or stack included: the next unaligned access
+/// or instruction fetch there faults).
+pub fn check_window(range: Range, rule: WindowRule, memory: &[(Range, Origin)]) -> Result<(), ErrorKind> {
     if range.end() > ADDRESS_LIMIT {
-        return Err(WindowError::BeyondAddressSpace { range, limit: ADDRESS_LIMIT });
+        return Err(ErrorKind::BeyondAddressSpace { range, limit: ADDRESS_LIMIT });
     }
     if !range.base.is_multiple_of(rule.alignment) {
-        return Err(WindowError::Misaligned { value: range.base, alignment: rule.alignment });
+        return Err(ErrorKind::Misaligned { value: range.base, alignment: rule.alignment });
     }
     if range.size < rule.min_size {
-        return Err(WindowError::TooSmall { size: range.size, min: rule.min_size });
+        return Err(ErrorKind::WindowTooSmall { size: range.size, min: rule.min_size });
     }
     let pages = page_span(range);
-    if let Some(ram) = memory.iter().find(|ram| ram.overlaps(&pages)) {
-        return Err(WindowError::InRam { range, ram: *ram });
+    if let Some((ram, memory)) = memory.iter().find(|(ram, _)| ram.overlaps(&pages)) {
+        return Err(ErrorKind::DeviceInRam { range, memory: *memory, ram: *ram });
     }
     Ok(())
 }
@@ -187,24 +147,29 @@ mod tests {
 
     #[test]
     fn window_rules_apply_whatever_the_source() {
-        let ram = [range(0x4000_0000, 0x1000_0000)];
+        let origin = Origin::Runtime("(RAM)");
+        let ram = [(range(0x4000_0000, 0x1000_0000), origin)];
         assert_eq!(check_window(range(0x0900_0000, 0x1000), PL011_WINDOW, &ram), Ok(()));
         assert_eq!(
             check_window(range(0x0900_0800, 0x1000), PL011_WINDOW, &ram),
-            Err(WindowError::Misaligned { value: 0x0900_0800, alignment: PAGE_SIZE })
+            Err(ErrorKind::Misaligned { value: 0x0900_0800, alignment: PAGE_SIZE })
         );
         assert_eq!(
             check_window(range(0x0a00_0000, 0x100), VIRTIO_WINDOW, &ram),
-            Err(WindowError::TooSmall { size: 0x100, min: 0x200 })
+            Err(ErrorKind::WindowTooSmall { size: 0x100, min: 0x200 })
         );
         // The last page before RAM is shared with it.
         assert_eq!(
-            check_window(range(0x3fff_fe00, 0x200), VIRTIO_WINDOW, &[range(0x3fff_ff00, 0x100)]),
-            Err(WindowError::InRam { range: range(0x3fff_fe00, 0x200), ram: range(0x3fff_ff00, 0x100) })
+            check_window(range(0x3fff_fe00, 0x200), VIRTIO_WINDOW, &[(range(0x3fff_ff00, 0x100), origin)]),
+            Err(ErrorKind::DeviceInRam {
+                range: range(0x3fff_fe00, 0x200),
+                memory: origin,
+                ram: range(0x3fff_ff00, 0x100)
+            })
         );
         assert_eq!(
             check_window(range(ADDRESS_LIMIT - 0x100, 0x200), VIRTIO_WINDOW, &ram),
-            Err(WindowError::BeyondAddressSpace { range: range(ADDRESS_LIMIT - 0x100, 0x200), limit: ADDRESS_LIMIT })
+            Err(ErrorKind::BeyondAddressSpace { range: range(ADDRESS_LIMIT - 0x100, 0x200), limit: ADDRESS_LIMIT })
         );
     }
 

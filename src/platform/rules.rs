@@ -12,7 +12,7 @@ use arrayvec::ArrayVec;
 use super::{
     ADDRESS_LIMIT, ErrorKind, GICV2_CPU_INTERFACE_WINDOW, GICV2_DISTRIBUTOR_WINDOW, GICV3_DISTRIBUTOR_WINDOW,
     GICV3_REDISTRIBUTOR_WINDOW, Gic, MAX_MEMORY_RANGES, MAX_POOLS, MAX_VIRTIO, Origin, PAGE_SIZE, Placement,
-    PlatformError, Pool, Range, Reserved, VirtioMmio, WindowError, WindowRule, ram_covers,
+    PlatformError, Pool, Range, Reserved, VirtioMmio, check_window, ram_covers,
 };
 
 /// Sorts RAM (each range with its origin; `property` names the field
@@ -81,34 +81,16 @@ pub(crate) fn check_pools(pools: &mut [Pool], memory: &[Range], reserved: &[Rese
     }
 }
 
-/// The shared window rule ([`check_window`](super::check_window)), its
-/// violation as an [`ErrorKind`] naming the origin of the RAM a window
-/// shares a page with.
-pub(crate) fn check_named_window(range: Range, rule: WindowRule, memory: &[(Range, Origin)]) -> Result<(), ErrorKind> {
-    let ram: ArrayVec<Range, MAX_MEMORY_RANGES> =
-        memory.iter().map(|(range, _)| *range).take(MAX_MEMORY_RANGES).collect();
-    super::check_window(range, rule, &ram).map_err(|error| match error {
-        WindowError::BeyondAddressSpace { range, limit } => ErrorKind::BeyondAddressSpace { range, limit },
-        WindowError::Misaligned { value, alignment } => ErrorKind::Misaligned { value, alignment },
-        WindowError::TooSmall { size, min } => ErrorKind::WindowTooSmall { size, min },
-        WindowError::InRam { range, ram } => {
-            let memory =
-                memory.iter().find(|(entry, _)| *entry == ram).map(|(_, origin)| *origin).unwrap_or(Origin::Unnamed);
-            ErrorKind::DeviceInRam { range, memory, ram }
-        }
-    })
-}
-
 /// Every GIC frame against what arm-gic touches in it.
 pub(crate) fn check_gic_windows(gic: &Gic, memory: &[(Range, Origin)]) -> Result<(), ErrorKind> {
     match gic {
         Gic::V2 { distributor, cpu_interface } => {
-            check_named_window(*distributor, GICV2_DISTRIBUTOR_WINDOW, memory)?;
-            check_named_window(*cpu_interface, GICV2_CPU_INTERFACE_WINDOW, memory)
+            check_window(*distributor, GICV2_DISTRIBUTOR_WINDOW, memory)?;
+            check_window(*cpu_interface, GICV2_CPU_INTERFACE_WINDOW, memory)
         }
         Gic::V3 { distributor, redistributors } => {
-            check_named_window(*distributor, GICV3_DISTRIBUTOR_WINDOW, memory)?;
-            redistributors.iter().try_for_each(|range| check_named_window(*range, GICV3_REDISTRIBUTOR_WINDOW, memory))
+            check_window(*distributor, GICV3_DISTRIBUTOR_WINDOW, memory)?;
+            redistributors.iter().try_for_each(|range| check_window(*range, GICV3_REDISTRIBUTOR_WINDOW, memory))
         }
     }
 }
@@ -187,7 +169,7 @@ mod tests {
         // A window in RAM names the RAM's origin.
         let window = range(0x4000_0000, 0x200);
         assert_eq!(
-            check_named_window(window, super::super::VIRTIO_WINDOW, &memory),
+            check_window(window, super::super::VIRTIO_WINDOW, &memory),
             Err(ErrorKind::DeviceInRam { range: window, memory: low, ram: range(0x4000_0000, 0x1000) })
         );
     }
