@@ -23,9 +23,10 @@ use super::validate::{
     Event, EventKind, InstanceView, OwnedRanges, check_completion_value, check_created, check_event, check_regions,
     check_response, check_shm,
 };
-use super::wait::{Deadline, WAIT_SLICE, Wakeup};
+use super::wait::{WAIT_SLICE, Wakeup};
 use crate::dma::{self, PoolId};
 use crate::platform::Range;
+use crate::time::Deadline;
 use crate::virtio::transport::{ProbedTransport, TransportError, VirtioTransport};
 
 /// Descriptors of the config queue: one request (two descriptors) at a time.

@@ -1,4 +1,4 @@
-//! Waiting with a timeout: deadlines and what to do while waiting.
+//! Waiting: what to do while waiting for a device (deadlines are `crate::time`'s).
 
 use core::time::Duration;
 
@@ -59,5 +59,3 @@ impl Drop for BoundIrq {
         crate::interrupts::clear_handler(self.0.intid());
     }
 }
-
-pub(crate) use crate::time::Deadline;
