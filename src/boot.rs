@@ -1,9 +1,12 @@
-//! From the entry code to the image's `main`: read and validate the device
-//! tree, bring up the console, plan memory, start the heap and the MMU.
+//! From the entry code to the image's `main`: discover the platform (from
+//! the loader's device tree, one built into the image, or a Jailhouse
+//! cell's communication region), bring up the console, plan memory, start
+//! the heap and the MMU.
 //!
-//! Every step that depends on the tree can fail on a hostile tree; each
-//! failure is printed (on the early console if the board has one) and the
-//! image ends with [`exit::FAILURE_BOOT`].
+//! Every step that depends on the platform's description can fail on a
+//! hostile one; each failure is printed (on the early console if the board
+//! has one) and the image ends with [`exit::FAILURE_BOOT`] (in a Jailhouse
+//! cell: in the "failed" state).
 
 use core::fmt;
 
@@ -18,10 +21,34 @@ pub struct Boot {
     pub entry_el: u8,
     /// The image itself, including .bss and the boot stack.
     pub image: Range,
-    /// The device tree as the loader placed it.
-    pub dtb: Range,
+    /// Where the platform's description came from.
+    pub source: Source,
+    /// What discovery read, where the loader or hypervisor placed it: the
+    /// device tree, or a Jailhouse cell's communication region page.
+    pub input: Range,
     /// Bytes given to the heap.
     pub heap_bytes: u64,
+}
+
+/// Where the platform's description came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The tree the loader passed (x0).
+    LoaderTree,
+    /// The tree built into the image (the loader passed none).
+    BuiltinTree,
+    /// A Jailhouse cell's communication region, with the board's constants.
+    CommRegion,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::LoaderTree => "the loader's device tree",
+            Source::BuiltinTree => "the device tree built into the image",
+            Source::CommRegion => "the Jailhouse comm region and the board",
+        })
+    }
 }
 
 impl fmt::Display for Boot {
@@ -29,11 +56,12 @@ impl fmt::Display for Boot {
         writeln!(f, "board {}, entered at EL{}, running at EL1", crate::board::NAME, self.entry_el)?;
         writeln!(
             f,
-            "image {:#x}..{:#x}, dtb {:#x}..{:#x}, heap {} KiB",
+            "image {:#x}..{:#x}, platform from {} at {:#x}..{:#x}, heap {} KiB",
             self.image.base,
             self.image.end(),
-            self.dtb.base,
-            self.dtb.end(),
+            self.source,
+            self.input.base,
+            self.input.end(),
             self.heap_bytes / 1024
         )?;
         write!(f, "{}", self.platform)
@@ -133,9 +161,19 @@ mod image {
     fn install_early_console() {
         static EARLY: spin::Mutex<Option<crate::console::Pl011Console>> = spin::Mutex::new(None);
         if let Some(base) = crate::board::EARLY_UART {
+            // A cell's UART is shared with the hypervisor until its comm
+            // region says otherwise.
+            let shared = crate::board::JAILHOUSE_CELL.is_some();
             // SAFETY: the board names a PL011 at this address, mapped as device
             // memory by the boot map (first GiB).
-            if let Some(uart) = unsafe { crate::console::Pl011Console::new(base) } {
+            let uart = unsafe {
+                if shared {
+                    crate::console::Pl011Console::new_shared(base)
+                } else {
+                    crate::console::Pl011Console::new(base)
+                }
+            };
+            if let Some(uart) = uart {
                 // Leaking the guard gives the console the 'static life it needs
                 // before there is a heap; this runs once.
                 crate::console::set_sink(spin::MutexGuard::leak(EARLY.lock()).insert(uart));
@@ -145,21 +183,37 @@ mod image {
 
     #[allow(clippy::result_large_err)] // see BootError
     fn start(dtb: u64, entry_el: u8, image: Range, text_end: u64, rodata_end: u64) -> Result<Boot, BootError> {
-        // The copy lives in .bss for the program's life; leaking the guard
-        // makes it 'static. `start` runs once.
-        let copy: &'static mut [u8; DTB_CAPACITY] = spin::MutexGuard::leak(DTB_COPY.lock());
-        let (dtb_range, length) = copy_tree(dtb, &mut copy[..])?;
-        let copy: &'static [u8; DTB_CAPACITY] = copy;
-        let tree: &'static [u8] = &copy[..length];
-        let platform = devicetree::discover(tree).map_err(BootError::Tree)?;
+        let cell = attach_cell(entry_el)?;
+        let (platform, source, dtb_range) = match cell {
+            // A cell's loader passes no tree; one built in still wins.
+            Some((cell, board)) if dtb == 0 && crate::board::BUILTIN_DTB.is_none() => {
+                let platform = crate::jailhouse::comm_region::discover(cell.comm_region(), board)
+                    .map_err(BootError::CommRegion)?;
+                let page = Range::new(board.comm_region, crate::jailhouse::comm_region::COMM_REGION_PAGE)
+                    .map_err(BootError::range("the board's comm region"))?;
+                (platform, Source::CommRegion, page)
+            }
+            _ => {
+                // The copy lives in .bss for the program's life; leaking the
+                // guard makes it 'static. `start` runs once.
+                let copy: &'static mut [u8; DTB_CAPACITY] = spin::MutexGuard::leak(DTB_COPY.lock());
+                let (dtb_range, length) = copy_tree(dtb, &mut copy[..])?;
+                let copy: &'static [u8; DTB_CAPACITY] = copy;
+                let tree: &'static [u8] = &copy[..length];
+                let platform = devicetree::discover(tree).map_err(BootError::Tree)?;
+                let source = if dtb == 0 { Source::BuiltinTree } else { Source::LoaderTree };
+                (platform, source, dtb_range)
+            }
+        };
         // Discovery kept device windows out of RAM; the image and the
-        // loader's tree need not be in RAM the tree declares.
+        // loader's input need not be in RAM the platform declares.
         platform
             .check_device_windows(&[(image, platform::IMAGE), (dtb_range, platform::DEVICE_TREE)])
             .map_err(BootError::Tree)?;
 
-        // The tree's PL011 replaces the early one now if the boot map has
-        // it as device memory (first GiB), else once the final map is live.
+        // The platform's PL011 replaces the early one now if the boot map
+        // has it as device memory (first GiB), else once the final map is
+        // live.
         let tree_uart = platform.uart().filter(|uart| Some(uart.reg.base as usize) != crate::board::EARLY_UART);
         let mut uart_pending = tree_uart.map(|uart| uart.reg);
         if let Some(reg) = uart_pending.filter(|reg| reg.end() <= BOOT_MAP_RAM.0) {
@@ -171,7 +225,7 @@ mod image {
             crate::console::log_level_from_bootargs(bootargs).unwrap_or(log::LevelFilter::Info),
         );
         exit::configure(bootargs, &platform);
-        if dtb == 0 {
+        if source == Source::BuiltinTree {
             log::info!("the loader passed no device tree (x0 = 0): using the one built into the image");
         }
 
@@ -224,17 +278,59 @@ mod image {
             Ok(()) | Err(crate::interrupts::InterruptError::NoController) => {}
             Err(error) => log::error!("interrupt controller: {error}"),
         }
-        Ok(Boot { platform, layout, entry_el, image, dtb: dtb_range, heap_bytes })
+        if platform.uart().is_none()
+            && let Some((cell, _)) = cell
+            && cell.comm_region().debug_putc_permitted()
+            && entry_el == 1
+        {
+            // No UART, but the hypervisor lends its console.
+            crate::console::set_sink(alloc::boxed::Box::leak(alloc::boxed::Box::new(crate::jailhouse::DebugConsole)));
+        }
+        Ok(Boot { platform, layout, entry_el, image, source, input: dtb_range, heap_bytes })
     }
 
-    /// Makes the tree's PL011 at `reg` the console.
+    /// On a Jailhouse board: reads the cell's comm region (which ends the
+    /// cell at once if its ABI is not ours) and makes the image's end the
+    /// cell's.
+    #[allow(clippy::result_large_err)] // see BootError
+    fn attach_cell(
+        entry_el: u8,
+    ) -> Result<Option<(&'static crate::jailhouse::Cell, &'static crate::jailhouse::CellBoard)>, BootError> {
+        let Some(board) = &crate::board::JAILHOUSE_CELL else {
+            return Ok(None);
+        };
+        let page_end = board.comm_region.checked_add(crate::jailhouse::comm_region::COMM_REGION_PAGE);
+        if !(BOOT_MAP_RAM.0..BOOT_MAP_RAM.1).contains(&board.comm_region)
+            || page_end.is_none_or(|end| end > BOOT_MAP_RAM.1)
+            || !board.comm_region.is_multiple_of(platform::PAGE_SIZE)
+        {
+            return Err(BootError::CommRegionUnmapped(board.comm_region));
+        }
+        // SAFETY: the page is in the boot map's normal memory (checked
+        // above); discovery then keeps it mapped as RAM (it is in the
+        // platform's memory, reserved from the heap), and only the
+        // hypervisor and the cell write it.
+        let cell = unsafe { crate::jailhouse::attach(board, entry_el == 1) };
+        Ok(Some((cell, board)))
+    }
+
+    /// Makes the platform's PL011 at `reg` the console (shared, in a cell
+    /// whose comm region says so).
     fn use_tree_uart(reg: Range) {
         static FROM_TREE: spin::Mutex<Option<crate::console::Pl011Console>> = spin::Mutex::new(None);
-        // SAFETY: the tree names a PL011 here, discovery checked its window
-        // (4 KiB, aligned, clear of RAM), and the callers make sure it is
-        // mapped as device memory: by the boot map's first GiB or the final
-        // map (device_windows).
-        if let Some(console) = unsafe { crate::console::Pl011Console::new(reg.base as usize) } {
+        let shared = crate::jailhouse::cell().is_some_and(|cell| cell.comm_region().console_shared());
+        // SAFETY: the platform names a PL011 here, discovery checked its
+        // window (4 KiB, aligned, clear of RAM), and the callers make sure
+        // it is mapped as device memory: by the boot map's first GiB or the
+        // final map (device_windows).
+        let console = unsafe {
+            if shared {
+                crate::console::Pl011Console::new_shared(reg.base as usize)
+            } else {
+                crate::console::Pl011Console::new(reg.base as usize)
+            }
+        };
+        if let Some(console) = console {
             crate::console::set_sink(spin::MutexGuard::leak(FROM_TREE.lock()).insert(console));
         }
     }
@@ -298,6 +394,13 @@ pub enum BootError {
     /// x0 does not point at a tree we can read.
     BadTreeAddress(u64),
     Tree(PlatformError),
+    /// The Jailhouse comm region (or the board's description of the cell)
+    /// failed a check.
+    CommRegion(PlatformError),
+    /// The board puts the comm region outside the boot map's normal memory
+    /// (or off a page boundary), where it cannot be read before the final
+    /// map.
+    CommRegionUnmapped(u64),
     /// A range the image or the board defines (not the tree) is invalid.
     Range {
         what: &'static str,
@@ -335,6 +438,12 @@ impl fmt::Display for BootError {
                 LOADER_DTB_LIMIT / (1024 * 1024)
             ),
             BootError::Tree(error) => write!(f, "device tree: {error}"),
+            BootError::CommRegion(error) => write!(f, "Jailhouse cell: {error}"),
+            BootError::CommRegionUnmapped(address) => write!(
+                f,
+                "the board's comm region {address:#x} is not a page in the boot map's normal memory {:#x}..{:#x}",
+                BOOT_MAP_RAM.0, BOOT_MAP_RAM.1
+            ),
             BootError::Range { what, error } => write!(f, "{what}: {error}"),
             BootError::NoHeap => write!(
                 f,

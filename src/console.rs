@@ -115,28 +115,57 @@ mod pl011 {
 
     use super::ConsoleSink;
 
-    /// A PL011 as the firmware left it: we do not reprogram the baud rate,
-    /// because the clock is board specific and QEMU ignores it.
-    pub struct Pl011Console(Uart<'static>);
+    /// A PL011 as the firmware left it: we never reprogram it (the baud
+    /// rate's clock is board specific, QEMU ignores it, and a shared UART
+    /// belongs to someone else).
+    pub struct Pl011Console {
+        uart: Uart<'static>,
+        shared: bool,
+    }
+
+    /// Polls of the busy flag before writing anyway: a UART that never goes
+    /// idle must not hang the image (about a millisecond of spinning).
+    const IDLE_POLLS: u32 = 100_000;
 
     impl Pl011Console {
         /// # Safety
         ///
         /// `base` must be the physical address of a PL011's registers, mapped as
-        /// device memory, and not used through any other pointer.
+        /// device memory, and not used through any other pointer of this image.
         pub unsafe fn new(base: usize) -> Option<Self> {
             let regs = NonNull::new(base as *mut PL011Registers)?;
-            // SAFETY: the caller promises a mapped PL011 used by nobody else.
+            // SAFETY: the caller promises a mapped PL011 used by nobody else here.
             let ptr = unsafe { UniqueMmioPointer::new(regs) };
-            Some(Self(Uart::new(ptr)))
+            Some(Self { uart: Uart::new(ptr), shared: false })
+        }
+
+        /// A UART shared with a hypervisor or other guests (a Jailhouse
+        /// console with divider 0): each byte waits for the transmitter to
+        /// go idle, so that our output does not interleave with a line the
+        /// other side is sending, as Jailhouse's own inmates do.
+        ///
+        /// # Safety
+        ///
+        /// As for [`Self::new`].
+        pub unsafe fn new_shared(base: usize) -> Option<Self> {
+            // SAFETY: the caller's promise, passed on.
+            let mut console = unsafe { Self::new(base) }?;
+            console.shared = true;
+            Some(console)
         }
     }
 
     impl ConsoleSink for Pl011Console {
         fn write_bytes(&mut self, bytes: &[u8]) {
             for &byte in bytes {
-                while self.0.is_tx_fifo_full() {}
-                self.0.write_word(byte);
+                if self.shared {
+                    let mut polls = 0;
+                    while self.uart.is_busy() && polls < IDLE_POLLS {
+                        polls += 1;
+                    }
+                }
+                while self.uart.is_tx_fifo_full() {}
+                self.uart.write_word(byte);
             }
         }
     }

@@ -5,7 +5,9 @@
 //! (`tidepool.exit=semihosting` on the command line) QEMU's own exit code is
 //! the status too; otherwise (`tidepool.exit=psci`, or nothing) the image
 //! powers off through the platform's power interface (PSCI SYSTEM_OFF on
-//! aarch64).
+//! aarch64), unless the platform ends images its own way
+//! ([`set_platform_end`]: a Jailhouse cell writes its state, then turns its
+//! CPU off).
 //!
 //! Parts of the runtime with something to report however the image ends
 //! (the DMA pools' counters) register it with [`at_exit`]; exit knows none
@@ -48,6 +50,16 @@ impl core::fmt::Display for FinalReportsFull {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "no room for another final report (max {MAX_FINAL_REPORTS})")
     }
+}
+
+/// How the platform ends an image instead of powering off (a Jailhouse
+/// cell writes its state and turns its CPU off).
+static PLATFORM_END: spin::Once<fn(u32) -> !> = spin::Once::new();
+
+/// Makes `end` the image's end after the exit line, in place of powering
+/// off. The first call wins.
+pub fn set_platform_end(end: fn(u32) -> !) {
+    PLATFORM_END.call_once(|| end);
 }
 
 /// Has [`exit`] call `report` before the exit line, in the order of
@@ -97,6 +109,9 @@ pub fn exit(status: u32) -> ! {
     crate::console::emergency_print(format_args!("{EXIT_LINE_PREFIX}{status}\n"));
     if DEBUG_EXIT.load(Ordering::Relaxed) {
         crate::arch::power::debug_exit(status);
+    }
+    if let Some(end) = PLATFORM_END.get() {
+        end(status)
     }
     let error = crate::arch::power::off();
     crate::console::emergency_print(format_args!("tidepool: {error}\n"));

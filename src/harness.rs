@@ -45,7 +45,13 @@ pub fn run(boot: &Boot, cases: &[TestCase]) -> Summary {
     let mut summary = Summary::default();
     crate::println!("running {} test cases", cases.len());
     for case in cases {
-        match (case.run)(boot) {
+        // In a Jailhouse cell: answer messages between cases, and refuse
+        // shutdown during one if the image asked (see crate::jailhouse).
+        crate::jailhouse::poll_messages();
+        let busy = crate::jailhouse::busy();
+        let result = (case.run)(boot);
+        drop(busy);
+        match result {
             Ok(()) => {
                 summary.passed += 1;
                 crate::println!("test {} ... ok", case.name);
@@ -71,8 +77,18 @@ macro_rules! ensure {
 }
 
 /// Declares a test image: its `main` runs the named functions as test cases.
+/// `test_image!(deny_shutdown; a, b)` also has a Jailhouse cell refuse the
+/// hypervisor's shutdown requests while a case runs.
 #[macro_export]
 macro_rules! test_image {
+    (deny_shutdown; $($case:ident),+ $(,)?) => {
+        fn __tidepool_test_main(boot: &'static $crate::Boot) -> u32 {
+            $crate::jailhouse::deny_shutdown_while_busy();
+            let cases = [$($crate::harness::TestCase { name: stringify!($case), run: $case }),+];
+            $crate::harness::run(boot, &cases).exit_status()
+        }
+        $crate::entry!(__tidepool_test_main);
+    };
     ($($case:ident),+ $(,)?) => {
         fn __tidepool_test_main(boot: &'static $crate::Boot) -> u32 {
             let cases = [$($crate::harness::TestCase { name: stringify!($case), run: $case }),+];

@@ -19,6 +19,7 @@ pub mod harness;
 pub mod heap;
 pub mod hostmem;
 pub mod interrupts;
+pub mod jailhouse;
 pub mod pci;
 pub mod platform;
 pub mod time;

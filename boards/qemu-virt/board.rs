@@ -15,3 +15,6 @@ pub const BOOT_MAP_NORMAL_GIB: (u64, u64) = (1, 4);
 /// of) the tree's own console: its address is fixed for the machine type,
 /// and the boot map (first GiB device memory) covers it.
 pub const EARLY_UART: Option<usize> = Some(0x0900_0000);
+
+/// Not a Jailhouse cell: the platform comes from a device tree.
+pub const JAILHOUSE_CELL: Option<crate::jailhouse::CellBoard> = None;

@@ -15,7 +15,8 @@
 //! | interrupt masking | [`irqs_enabled`], [`set_irqs_enabled`], [`without_irqs`], [`wait_for_interrupt`] |
 //! | interrupt controller | [`irqchip`]: `init`, `enable`, acknowledging and dispatching to [`crate::interrupts`] |
 //! | MMIO | [`mmio`]: single-instruction loads and stores a hypervisor can emulate |
-//! | power | [`power`]: debug exit, power off, reset, over what the platform names |
+//! | power | [`power`]: debug exit, power off, reset, this CPU off, over what the platform names |
+//! | hypervisor calls | [`jailhouse_hypercall`]: Jailhouse's own calls (`crate::jailhouse` decides when they are allowed) |
 //! | idling | [`halt`] |
 //! | privilege | [`privilege_level`] and the level images run at, [`RUNTIME_PRIVILEGE_LEVEL`] |
 //!
@@ -33,8 +34,8 @@ use aarch64 as current;
 use host as current;
 
 pub use current::{
-    BOOT_MAP_RAM, RUNTIME_PRIVILEGE_LEVEL, counter, counter_frequency, halt, irqchip, irqs_enabled, mmio, mmu, power,
-    privilege_level, set_irqs_enabled, start_alarm, wait_for_interrupt,
+    BOOT_MAP_RAM, RUNTIME_PRIVILEGE_LEVEL, counter, counter_frequency, halt, irqchip, irqs_enabled,
+    jailhouse_hypercall, mmio, mmu, power, privilege_level, set_irqs_enabled, start_alarm, wait_for_interrupt,
 };
 
 /// How the MMU maps a range; every architecture's `mmu` maps these to its

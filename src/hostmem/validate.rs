@@ -36,7 +36,7 @@ impl OwnedRanges {
     pub fn from_boot(boot: &crate::Boot) -> Self {
         let mut owned = Self::new();
         owned.push(OwnedKind::Image, boot.image);
-        owned.push(OwnedKind::DeviceTree, boot.dtb);
+        owned.push(OwnedKind::DeviceTree, boot.input);
         for range in boot.layout.free_ranges() {
             owned.push(OwnedKind::Heap, *range);
         }

@@ -10,11 +10,9 @@ use super::text::{NodePath, PropName, ShortValue};
 
 /// Where a value came from.
 ///
-/// Only what some source produces today is a variant. A Jailhouse
-/// communication region (a field), ACPI (`Acpi { table: [u8; 4] }`, the
-/// table's signature) and a board's own table (a board constant) get their
-/// variants when those sources exist; an error's property then names the
-/// field, and no source invents a node path for them.
+/// Only what some source produces today is a variant. ACPI (`Acpi { table:
+/// [u8; 4] }`, the table's signature) gets its variant when that source
+/// exists; no source invents a node path for what is not a tree node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     /// A device tree node, by path. Entries of the tree's memory
@@ -22,6 +20,13 @@ pub enum Origin {
     Node(NodePath),
     /// The device tree blob's header; the error's property names the field.
     TreeHeader,
+    /// A field of a Jailhouse cell's communication region, by its name in
+    /// Jailhouse's `struct jailhouse_comm_region` (`gicd_base`, ...).
+    CommRegion(&'static str),
+    /// A constant of the board the image was built for
+    /// (`boards/<name>/board.rs`), by name: what a source without a tree
+    /// (a comm region) does not say, such as the cell's RAM.
+    Board(&'static str),
     /// Something the runtime itself accounts for rather than a platform
     /// source: the image, the loader's copy of its input, the board's early
     /// UART. The text is printed as is, such as `(image)`.
@@ -52,6 +57,8 @@ impl fmt::Display for Origin {
         match self {
             Origin::Node(path) => write!(f, "{path}"),
             Origin::TreeHeader => f.write_str("the tree's header"),
+            Origin::CommRegion(field) => write!(f, "comm region field \"{field}\""),
+            Origin::Board(constant) => write!(f, "board constant {constant}"),
             Origin::Runtime(name) => f.write_str(name),
             Origin::Unnamed => f.write_str("(unnamed)"),
         }
@@ -310,6 +317,12 @@ pub enum ErrorKind {
     TooManyEntries {
         limit: u32,
     },
+    /// A number outside the range this field may take.
+    OutOfRange {
+        value: u64,
+        min: u64,
+        max: u64,
+    },
     MissingNode,
     MissingProperty,
 }
@@ -399,6 +412,7 @@ impl fmt::Display for ErrorKind {
                 write!(f, "no free RAM for {size:#x} bytes aligned to {alignment:#x}")
             }
             TooManyEntries { limit } => write!(f, "more than {limit} entries"),
+            OutOfRange { value, min, max } => write!(f, "{value:#x} is outside {min:#x}..={max:#x}"),
             MissingNode => f.write_str("no such node"),
             MissingProperty => f.write_str("missing"),
         }
@@ -431,5 +445,14 @@ mod tests {
         );
         assert_eq!(Origin::node("/a").node_path().map(NodePath::as_str), Some("/a"));
         assert_eq!(Origin::TreeHeader.node_path(), None);
+        let kind = ErrorKind::OutOfRange { value: 0, min: 1, max: 984 };
+        assert_eq!(
+            PlatformError::new(Origin::CommRegion("vpci_irq_base"), "", kind).to_string(),
+            "comm region field \"vpci_irq_base\": 0x0 is outside 0x1..=0x3d8"
+        );
+        assert_eq!(
+            PlatformError::new(Origin::Board("CELL.ram"), "", ErrorKind::MissingProperty).to_string(),
+            "board constant CELL.ram: missing"
+        );
     }
 }

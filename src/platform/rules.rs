@@ -95,6 +95,19 @@ pub(crate) fn check_gic_windows(gic: &Gic, memory: &[(Range, Origin)]) -> Result
     }
 }
 
+/// Device windows of different drivers over the same registers: each
+/// driver would program the other's device. Refuses the later of the
+/// first overlapping pair, naming the earlier one.
+pub(crate) fn check_disjoint_windows(windows: &[(Origin, Range)]) -> Result<(), PlatformError> {
+    for (index, (origin, range)) in windows.iter().enumerate() {
+        if let Some((other, other_range)) = windows[..index].iter().find(|(_, other)| other.overlaps(range)) {
+            let kind = ErrorKind::Overlap { range: *range, other: *other, other_range: *other_range };
+            return Err(PlatformError::new(*origin, "", kind));
+        }
+    }
+    Ok(())
+}
+
 /// Two virtio windows over the same registers: both drivers would drive
 /// one device, so neither is used (as with two pools over the same bytes).
 pub(crate) fn refuse_shared_windows(virtio: &mut ArrayVec<Result<VirtioMmio, PlatformError>, MAX_VIRTIO>) {

@@ -107,6 +107,13 @@ pub fn enable(intid: u32, trigger_level: bool) -> Result<(), InterruptError> {
                 gic.set_interrupt_priority(id, Some(0), 0x80).map_err(|_| InterruptError::Controller)?;
                 gic.set_trigger(id, Some(0), trigger).map_err(|_| InterruptError::Controller)?;
                 gic.set_group(id, Some(0), arm_gic::gicv3::Group::Group1NS).map_err(|_| InterruptError::Controller)?;
+                if id.is_spi() {
+                    // To this CPU by affinity: GICD_IROUTER resets to 0 (CPU
+                    // 0), which in a Jailhouse cell on another CPU names a
+                    // CPU outside the cell (and kills it).
+                    let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+                    gic.distributor().set_routing(id, Some(mpidr)).map_err(|_| InterruptError::Controller)?;
+                }
                 gic.enable_interrupt(id, Some(0), true).map_err(|_| InterruptError::Controller)
             }
         }

@@ -73,6 +73,18 @@ pub fn wait_for_interrupt() {
     arm_gic::wfi();
 }
 
+/// A Jailhouse hypercall (`hvc #0x4a48`, code in x0, arguments in x1 and
+/// x2, result in x0). Only call it under Jailhouse: any other hypervisor
+/// may treat this HVC as fatal, and without EL2 it is undefined.
+#[cfg(target_arch = "aarch64")]
+pub fn jailhouse_hypercall(code: u32, arg1: u64, arg2: u64) -> i64 {
+    let mut result = u64::from(code);
+    // SAFETY: the hypercall reads x0..x2 and writes x0; Jailhouse preserves
+    // every other register and touches no memory of the cell.
+    unsafe { core::arch::asm!("hvc #0x4a48", inout("x0") result, in("x1") arg1, in("x2") arg2, options(nostack)) };
+    result as i64
+}
+
 /// Stops this CPU for good (what is left when powering off failed).
 #[cfg(target_arch = "aarch64")]
 pub fn halt() -> ! {

@@ -22,6 +22,8 @@ pub enum PowerError {
     Off(smccc::psci::Error),
     /// SYSTEM_RESET was refused.
     Reset(smccc::psci::Error),
+    /// CPU_OFF was refused.
+    CpuOff(smccc::psci::Error),
 }
 
 impl fmt::Display for PowerError {
@@ -30,6 +32,7 @@ impl fmt::Display for PowerError {
             PowerError::NoConduit => f.write_str("the platform names no PSCI conduit"),
             PowerError::Off(error) => write!(f, "PSCI SYSTEM_OFF failed: {error:?}"),
             PowerError::Reset(error) => write!(f, "PSCI SYSTEM_RESET failed: {error:?}"),
+            PowerError::CpuOff(error) => write!(f, "PSCI CPU_OFF failed: {error:?}"),
         }
     }
 }
@@ -63,6 +66,15 @@ pub fn debug_exit(status: u32) -> ! {
 pub fn off() -> PowerError {
     match conduit() {
         Some(conduit) => PowerError::Off(super::psci::system_off(conduit)),
+        None => PowerError::NoConduit,
+    }
+}
+
+/// Powers this CPU off (how a Jailhouse cell ends: the hypervisor refuses
+/// SYSTEM_OFF); returns only if that failed.
+pub fn cpu_off() -> PowerError {
+    match conduit() {
+        Some(conduit) => PowerError::CpuOff(super::psci::cpu_off(conduit)),
         None => PowerError::NoConduit,
     }
 }

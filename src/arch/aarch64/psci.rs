@@ -17,6 +17,18 @@ pub fn system_off(conduit: Conduit) -> psci::Error {
     }
 }
 
+/// Powers the calling CPU off. Returns only if the call failed.
+pub fn cpu_off(conduit: Conduit) -> psci::Error {
+    let result = match conduit {
+        Conduit::Hvc => psci::cpu_off::<Hvc>(),
+        Conduit::Smc => psci::cpu_off::<Smc>(),
+    };
+    match result {
+        Ok(()) => psci::Error::NotSupported,
+        Err(error) => error,
+    }
+}
+
 /// Asks for a system reset. Returns only if the call failed.
 pub fn system_reset(conduit: Conduit) -> psci::Error {
     let result = match conduit {

@@ -26,3 +26,7 @@ pub fn off() -> PowerError {
 pub fn reset() -> PowerError {
     PowerError
 }
+
+pub fn cpu_off() -> PowerError {
+    PowerError
+}
