@@ -199,6 +199,9 @@ pub fn poll_messages() {
 /// region, mapped as normal memory, for the rest of the program.
 #[cfg(target_os = "none")]
 pub unsafe fn attach(board: &CellBoard, entered_at_el1: bool) -> &'static Cell {
+    // Jailhouse offers PSCI over SMC only; the cell may have to end (CPU_OFF)
+    // before its platform exists.
+    crate::arch::power::set_conduit(Some(crate::platform::Conduit::Smc));
     // SAFETY: the caller promises the region's page is mapped for good.
     let region = unsafe { messages::Region::at(board.comm_region as usize) };
     let snapshot = match CommRegion::parse(&region.snapshot()) {

@@ -98,6 +98,7 @@ pub fn launch_on(
         bootargs: bootargs.iter().map(|s| s.to_string()).collect(),
         extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         load_address: None,
+        comm_region: None,
     }
 }
 
@@ -181,4 +182,30 @@ pub fn assert_misplaced_ring_caught(outcome: &Outcome) {
     assert!(outcome.backend_output.contains("Missing memory mapping"), "the backend did not refuse the ring");
     assert!(!outcome.has_line("1 passed, 0 failed"), "a misplaced ring must not go unnoticed");
     assert_ne!(outcome.status(), 0);
+}
+
+/// The emulated Jailhouse cell board.
+pub const CELL_BOARD: &str = "jailhouse-qemu-arm64";
+
+/// Boots `name` in the emulated Jailhouse cell, with the comm region the
+/// board's hypervisor writes after `edit` (a hostile hypervisor's changes).
+pub fn boot_cell(name: &str, edit: impl FnOnce(&mut xtask::cell::CommRegion)) -> Outcome {
+    let board = Board::find(CELL_BOARD).expect("the cell board exists");
+    let cell = board.cell.as_ref().expect("a [jailhouse-cell] board");
+    let mut region = cell.comm_region.clone();
+    edit(&mut region);
+    let mut spec = ImageBuild::new(name);
+    spec.board = CELL_BOARD.into();
+    let launch = Launch {
+        qemu: qemu(),
+        board,
+        variant: Variant::default(),
+        image: image(spec),
+        dtb: PathBuf::new(),
+        bootargs: Vec::new(),
+        extra_args: Vec::new(),
+        load_address: None,
+        comm_region: Some(region),
+    };
+    run_launch(&launch)
 }

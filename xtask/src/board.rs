@@ -87,6 +87,9 @@ pub struct Board {
     /// The hostmem regions' RAM, a shared memfd the backend serves; the
     /// board overlay reserves it (no-map) so the guest never uses it as RAM.
     pub region_ram_mib: u64,
+    /// A Jailhouse cell, emulated (`[jailhouse-cell]`): the image boots
+    /// from the comm region under the cell shim, not from a tree.
+    pub cell: Option<crate::cell::CellLaunch>,
 }
 
 /// The image formats the image builder can write.
@@ -156,6 +159,11 @@ impl Board {
             private_ram_mib: number(memory, "memory.", "private-mib")?,
             pool_ram_mib: number(memory, "memory.", "pool-mib")?,
             region_ram_mib: number(memory, "memory.", "region-mib")?,
+            cell: match table.get("jailhouse-cell") {
+                None => None,
+                Some(toml::Value::Table(section)) => Some(crate::cell::CellLaunch::parse(section)?),
+                Some(_) => bail!("`jailhouse-cell` must be a section"),
+            },
         };
         if !IMAGE_FORMATS.contains(&board.image_format.as_str()) {
             bail!(
@@ -200,6 +208,10 @@ impl Board {
     /// The machine arguments shared by dumping the tree and booting with it:
     /// the NUMA split puts the pool in its own shared memfd.
     pub fn machine_args(&self, variant: Variant) -> Vec<String> {
+        if let Some(cell) = &self.cell {
+            // The cell's machine is fixed: GICv3, EL2 for the shim.
+            return cell.machine_args(&self.cpu);
+        }
         let mut machine = format!("{},gic-version={}", self.machine, variant.gic_version);
         if variant.el2 {
             machine.push_str(",virtualization=on");

@@ -123,6 +123,17 @@ pub fn build(spec: &ImageBuild) -> Result<PathBuf> {
 /// lowest load address (what `objcopy -O binary` does), which must be the
 /// board's `load_address` (its link.ld and board.toml must agree).
 pub fn elf_to_raw(elf: &Path, output: &Path, load_address: u64) -> Result<()> {
+    let image = flatten(elf, load_address)?;
+    if image.get(56..60) != Some(b"ARM\x64") {
+        bail!("{}: no arm64 Image header at the start (is .init.head first?)", elf.display());
+    }
+    fs::write(output, image)?;
+    Ok(())
+}
+
+/// The PT_LOAD segments of `elf` as one flat binary from `load_address`,
+/// its lowest load address.
+pub fn flatten(elf: &Path, load_address: u64) -> Result<Vec<u8>> {
     let data = fs::read(elf)?;
     let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| crate::Error(format!("{}: {e}", elf.display())))?;
     let endian = file.endian();
@@ -147,11 +158,7 @@ pub fn elf_to_raw(elf: &Path, output: &Path, load_address: u64) -> Result<()> {
         let offset = (address - base) as usize;
         image[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
-    if image.get(56..60) != Some(b"ARM\x64") {
-        bail!("{}: no arm64 Image header at the start (is .init.head first?)", elf.display());
-    }
-    fs::write(output, image)?;
-    Ok(())
+    Ok(image)
 }
 
 /// The entry code (src/arch/aarch64/entry.rs) applies `.rela.dyn` and knows

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod bench;
 pub mod board;
+pub mod cell;
 pub mod dtb;
 pub mod image;
 pub mod paths;

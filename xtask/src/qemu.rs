@@ -25,6 +25,9 @@ pub struct Launch {
     /// it (RAM base + text_offset), as U-Boot's `booti` or Jailhouse may:
     /// see [`Launch::loader_args`].
     pub load_address: Option<u64>,
+    /// On a Jailhouse cell board: the comm region the emulated hypervisor
+    /// writes (the board's, unless a test plays a hostile hypervisor).
+    pub comm_region: Option<crate::cell::CommRegion>,
 }
 
 impl Launch {
@@ -33,8 +36,22 @@ impl Launch {
         let board = Board::find(&spec.board)?;
         let qemu = crate::setup::setup()?;
         let image = crate::image::build(spec)?;
-        let dtb = crate::dtb::board_tree(&qemu, board, variant)?;
-        Ok(Launch { qemu, board, variant, image, dtb, bootargs, extra_args: Vec::new(), load_address: None })
+        // A cell gets no tree: its platform is the comm region.
+        let (dtb, comm_region) = match &board.cell {
+            Some(cell) => (PathBuf::new(), Some(cell.comm_region.clone())),
+            None => (crate::dtb::board_tree(&qemu, board, variant)?, None),
+        };
+        Ok(Launch {
+            qemu,
+            board,
+            variant,
+            image,
+            dtb,
+            bootargs,
+            extra_args: Vec::new(),
+            load_address: None,
+            comm_region,
+        })
     }
 
     /// The kernel command line: the launcher's default first, so the
@@ -53,6 +70,12 @@ impl Launch {
         command.args(["-nographic", "-no-reboot"]);
         // Semihosting lets the image's exit status become QEMU's.
         command.args(["-semihosting-config", "enable=on,target=native"]);
+        if let (Some(cell), Some(region)) = (&self.board.cell, &self.comm_region) {
+            let address = self.load_address.unwrap_or(self.board.load_address);
+            command.args(cell.loader_args(&self.image, address, region)?);
+            command.args(&self.extra_args);
+            return Ok(command);
+        }
         match self.load_address {
             None => {
                 command.arg("-kernel").arg(&self.image);

@@ -19,7 +19,7 @@ fn xtask(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 fn unknown_board_is_named() {
     let (status, text) = xtask(&["run", "hello", "--board", "nope"], &[]);
     assert_eq!(status, 1);
-    assert!(text.contains("unknown board `nope` (known: qemu-virt, qemu-virt-pci)"), "{text}");
+    assert!(text.contains("unknown board `nope` (known: jailhouse-qemu-arm64, qemu-virt, qemu-virt-pci)"), "{text}");
 }
 
 #[test]

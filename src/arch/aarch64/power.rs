@@ -26,6 +26,19 @@ pub enum PowerError {
     CpuOff(smccc::psci::Error),
 }
 
+impl PowerError {
+    /// Whether the firmware or hypervisor answered that it does not offer
+    /// the call (as Jailhouse answers SYSTEM_OFF).
+    pub fn is_not_supported(&self) -> bool {
+        matches!(
+            self,
+            PowerError::Off(smccc::psci::Error::NotSupported)
+                | PowerError::Reset(smccc::psci::Error::NotSupported)
+                | PowerError::CpuOff(smccc::psci::Error::NotSupported)
+        )
+    }
+}
+
 impl fmt::Display for PowerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -39,7 +52,14 @@ impl fmt::Display for PowerError {
 
 /// Records how to reach the power interface `platform` names.
 pub fn configure(platform: &Platform) {
-    let conduit = match platform.psci_conduit() {
+    set_conduit(platform.psci_conduit());
+}
+
+/// Records the PSCI conduit before there is a platform (a Jailhouse cell
+/// must be able to end before its comm region is validated: PSCI there is
+/// always SMC).
+pub fn set_conduit(conduit: Option<Conduit>) {
+    let conduit = match conduit {
         None => NO_CONDUIT,
         Some(Conduit::Hvc) => HVC,
         Some(Conduit::Smc) => SMC,
