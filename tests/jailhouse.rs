@@ -42,6 +42,29 @@ fn the_cells_interrupts_psci_and_exit_counters_work_on_cpu_1() {
     assert!(outcome.has_line("4 passed, 0 failed"), "every case must pass");
     assert!(outcome.console.contains("SYSTEM_OFF: PSCI SYSTEM_OFF failed: NotSupported"));
     assert_eq!(cell_state(&outcome.console), Some(SHUT_DOWN));
+    // The GIC was reached only through trapped, emulatable accesses, and
+    // never through another CPU's redistributor frame.
+    assert!(outcome.has_line("cell-shim: writes to other CPUs' redistributors ignored: 0"));
+    let mmio_exits = outcome
+        .console
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("cell-shim: vm exits: ")?.split(", ").nth(1)?.strip_prefix("mmio ")?.parse().ok()
+        })
+        .unwrap_or(0u64);
+    assert!(mmio_exits > 0, "the GIC accesses should have trapped");
+}
+
+/// The rule the runtime follows (single loads and stores on emulated
+/// registers) is enforced by the emulated cell as by Jailhouse: a pair
+/// load from the distributor kills the cell.
+#[test]
+fn an_access_jailhouse_cannot_emulate_kills_the_cell() {
+    let outcome = boot_cell("gic_pair_load", |_| {});
+    assert!(outcome.console.contains("cell-shim: cell killed: trapped MMIO at IPA 0x8000000"));
+    assert!(outcome.console.contains("has no valid syndrome"));
+    assert!(!outcome.console.contains("nothing trapped it"));
+    assert_eq!(cell_state(&outcome.console), Some(FAILED));
 }
 
 #[test]

@@ -72,6 +72,14 @@ pub struct CellLaunch {
     /// QEMU's RAM from the board's RAM base: the cell's RAM, the comm
     /// region and the shim must all be inside.
     pub machine_ram_mib: u64,
+    /// The cell's RAM (base, MiB): with the comm region and the UART page,
+    /// all the shim's stage 2 maps.
+    pub ram_base: u64,
+    pub ram_mib: u64,
+    /// The redistributor region's size (the hardware's frames).
+    pub gicr_size: u64,
+    /// Buses of the virtual PCI host's ECAM window.
+    pub pci_buses: u64,
     pub comm_region: CommRegion,
 }
 
@@ -111,6 +119,10 @@ impl CellLaunch {
             comm_region_address: number("comm-region")?,
             uart: comm_region.console_address,
             machine_ram_mib: number("machine-ram-mib")?,
+            ram_base: number("ram-base")?,
+            ram_mib: number("ram-mib")?,
+            gicr_size: number("gicr-size")?,
+            pci_buses: number("pci-buses")?,
             comm_region,
         };
         if launch.cpu != 1 {
@@ -148,7 +160,23 @@ impl CellLaunch {
         let page = region.to_page();
         let mut params = Vec::new();
         params.extend_from_slice(SHIM_MAGIC);
-        for value in [load_address, self.cpu, self.comm_region_address, self.uart] {
+        // What the hardware traps and maps is the board's, whatever the
+        // (possibly hostile) region says.
+        let board = &self.comm_region;
+        let ecam_size = if board.pci_mmconfig_base == 0 { 0 } else { self.pci_buses << 20 };
+        for value in [
+            load_address,
+            self.cpu,
+            self.comm_region_address,
+            self.uart,
+            self.ram_base,
+            self.ram_mib << 20,
+            board.gicd_base,
+            board.gicr_base,
+            self.gicr_size,
+            board.pci_mmconfig_base,
+            ecam_size,
+        ] {
             params.extend_from_slice(&value.to_le_bytes());
         }
         // Named after their content, so concurrent launches never see each

@@ -25,10 +25,20 @@
 //! launcher reads back what the image wrote. A killed cell gets the state
 //! Jailhouse gives it: failed.
 //!
-//! Not reproduced (written down in the board's README): stage-2 isolation
-//! (the cell could touch memory outside its config), trapping and emulating
-//! GICD/GICR accesses (so an access with an invalid syndrome does not kill
-//! the cell here), and hypervisor messages to the cell.
+//! - **stage 2**: the cell sees its RAM, the comm region and the UART page
+//!   and nothing else; touching any other address kills the cell;
+//! - **trapped MMIO**: the GICv3 distributor and redistributors and the
+//!   virtual PCI host's ECAM window are not mapped but emulated, as
+//!   Jailhouse does: an access without a valid syndrome (a pair, writeback
+//!   or SIMD access: ISV = 0) kills the cell, GICD_IROUTER naming a CPU
+//!   outside the cell kills it, writes to another CPU's redistributor frame
+//!   are ignored (and counted), ECAM reads find no device, and config
+//!   accesses wider than 4 bytes kill the cell.
+//!
+//! Not reproduced (written down in the board's README): the per-interrupt
+//! filtering of distributor writes for SPIs the cell does not own (passed
+//! through here: the cell is the only guest), and hypervisor messages to
+//! the cell.
 
 #![no_std]
 #![no_main]
@@ -50,6 +60,16 @@ struct Params {
     comm_region: u64,
     /// The PL011 the shim prints on (shared with the cell).
     uart: u64,
+    /// The cell's RAM (base, size).
+    ram_base: u64,
+    ram_size: u64,
+    /// GICv3 distributor and redistributor region, trapped and emulated.
+    gicd_base: u64,
+    gicr_base: u64,
+    gicr_size: u64,
+    /// The virtual PCI host's ECAM window (size 0: none), emulated empty.
+    ecam_base: u64,
+    ecam_size: u64,
 }
 
 const MAGIC: u64 = u64::from_le_bytes(*b"TPSHIM01");
@@ -83,13 +103,16 @@ cell_cpu_start:
     adrp    x9, __stack_cell_cpu
     add     x9, x9, :lo12:__stack_cell_cpu
     mov     sp, x9
+    bl      setup_stage2
     adrp    x9, shim_vectors
     add     x9, x9, :lo12:shim_vectors
     msr     vbar_el2, x9
-    // HCR_EL2: RW (EL1 is AArch64), TSC (trap SMC). No stage 2, and IRQs
-    // and FIQs go to EL1 (Jailhouse passes the timer and owned SPIs).
+    // HCR_EL2: RW (EL1 is AArch64), TSC (trap SMC), VM (stage 2: the
+    // cell's memory map). IRQs and FIQs go to EL1 (Jailhouse passes the
+    // timer and owned SPIs).
     mov     x9, #(1 << 31)
     orr     x9, x9, #(1 << 19)
+    orr     x9, x9, #1
     msr     hcr_el2, x9
     mov     x9, #3                  // CNTHCTL_EL2: EL1 counter and timer access
     msr     cnthctl_el2, x9
@@ -295,6 +318,7 @@ fn cell_ended(how: &str) -> ! {
     let state = unsafe { comm_word(CELL_STATE).read_volatile() };
     say!("{how}; cell state {state} ({})", state_name(state));
     say!("vm exits: {}", Stats::line());
+    say!("writes to other CPUs' redistributors ignored: {}", FOREIGN_REDISTRIBUTOR_WRITES.load(Ordering::Relaxed));
     semihosting_exit(u64::from(state))
 }
 
@@ -362,6 +386,7 @@ struct Stats;
 
 static COUNTERS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
 const TOTAL: usize = 0;
+const MMIO: usize = 1;
 const HYPERCALL: usize = 3;
 const PSCI: usize = 7;
 const SMCCC: usize = 8;
@@ -431,6 +456,15 @@ extern "C" fn handle_trap(frame: &mut [u64; 31]) {
                 owner => kill(format_args!("SMC {function:#x} of owner {owner} at {elr:#x}")),
             }
         }
+        // Data abort from the cell: trapped MMIO, or outside its map.
+        0x24 => {
+            Stats::bump(MMIO);
+            emulate_mmio(frame, esr, elr);
+            // SAFETY: step over the emulated access (ISV implies a 32-bit
+            // instruction).
+            unsafe { asm!("msr elr_el2, {}", in(reg) elr + 4) };
+        }
+        0x20 => kill(format_args!("instruction fetch at {elr:#x}, outside the cell's memory map")),
         class => kill(format_args!("trap class {class:#x} (ESR {esr:#x}) at {elr:#x}")),
     }
 }
@@ -503,4 +537,201 @@ fn hypercall(code: u64, arg1: u64, arg2: u64) -> i64 {
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     say!("panic: {}", info.message());
     semihosting_exit(252)
+}
+
+// ---- stage 2: the cell's memory map ----
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+const MAX_TABLES: usize = 16;
+static mut TABLES: [Table; MAX_TABLES] = [const { Table([0; 512]) }; MAX_TABLES];
+static TABLES_USED: AtomicU64 = AtomicU64::new(0);
+
+/// Stage-2 attributes: access flag, inner shareable, read-write, and the
+/// memory type (normal write-back, or device nGnRE never executable).
+const S2_NORMAL: u64 = (1 << 10) | (3 << 8) | (3 << 6) | (0b1111 << 2);
+const S2_DEVICE: u64 = (1 << 10) | (3 << 6) | (0b0001 << 2) | (2 << 53);
+
+fn new_table() -> *mut u64 {
+    let index = TABLES_USED.fetch_add(1, Ordering::Relaxed) as usize;
+    if index >= MAX_TABLES {
+        say!("out of stage-2 tables");
+        semihosting_exit(251);
+    }
+    // SAFETY: each table is handed out once, on the cell's CPU only.
+    let table = unsafe { core::ptr::addr_of_mut!(TABLES[index]).cast::<u64>() };
+    for entry in 0..512 {
+        // SAFETY: inside the table just handed out.
+        unsafe { table.add(entry).write_volatile(0) };
+    }
+    table
+}
+
+/// The next-level table of entry `index` of `table`, made if missing.
+fn next_table(table: *mut u64, index: usize) -> *mut u64 {
+    // SAFETY: `index` < 512, inside a table from new_table.
+    let entry = unsafe { table.add(index).read_volatile() };
+    if entry & 3 == 3 {
+        return (entry & 0x0000_ffff_ffff_f000) as *mut u64;
+    }
+    let next = new_table();
+    // SAFETY: as above.
+    unsafe { table.add(index).write_volatile(next as u64 | 3) };
+    next
+}
+
+/// Maps `base..base + size` at the same IPA with `attributes`, in 2 MiB
+/// blocks where aligned and 4 KiB pages elsewhere.
+fn map(root: *mut u64, base: u64, size: u64, attributes: u64) {
+    let mut address = base & !0xfff;
+    let end = base + size;
+    while address < end {
+        let level2 = next_table(root, ((address >> 30) & 511) as usize);
+        let index2 = ((address >> 21) & 511) as usize;
+        if address.is_multiple_of(2 << 20) && end - address >= 2 << 20 {
+            // SAFETY: inside a level-2 table.
+            unsafe { level2.add(index2).write_volatile(address | attributes | 1) };
+            address += 2 << 20;
+        } else {
+            let level3 = next_table(level2, index2);
+            // SAFETY: inside a level-3 table.
+            unsafe { level3.add(((address >> 12) & 511) as usize).write_volatile(address | attributes | 3) };
+            address += 4096;
+        }
+    }
+}
+
+/// Builds the cell's stage-2 map (identity: IPA = PA) and installs it;
+/// the caller sets HCR_EL2.VM.
+#[unsafe(no_mangle)]
+extern "C" fn setup_stage2() {
+    let params = params();
+    let root = new_table();
+    map(root, params.ram_base, params.ram_size, S2_NORMAL);
+    map(root, params.comm_region, 4096, S2_NORMAL);
+    map(root, params.uart, 4096, S2_DEVICE);
+    let mmfr0: u64;
+    // SAFETY: reading an ID register.
+    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0) };
+    // T0SZ 25 (39-bit IPA, one level-1 table), SL0 1 (start at level 1),
+    // write-back inner and outer, inner shareable, 4 KiB granule, PS.
+    let vtcr: u64 = 25 | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | ((mmfr0 & 7).min(5) << 16) | (1 << 31);
+    // SAFETY: installs the tables just built; stage 2 takes effect when the
+    // caller sets HCR_EL2.VM, before the cell runs.
+    unsafe {
+        asm!(
+            "msr vtcr_el2, {vtcr}",
+            "msr vttbr_el2, {root}",
+            "dsb ish",
+            "isb",
+            "tlbi vmalls12e1",
+            "dsb ish",
+            "isb",
+            vtcr = in(reg) vtcr,
+            root = in(reg) root as u64,
+        )
+    };
+}
+
+// ---- trapped MMIO ----
+
+static FOREIGN_REDISTRIBUTOR_WRITES: AtomicU64 = AtomicU64::new(0);
+
+const GICD_SIZE: u64 = 0x1_0000;
+const GICR_FRAME: u64 = 0x2_0000;
+const GICD_IROUTER: u64 = 0x6000;
+
+fn within(address: u64, base: u64, size: u64) -> bool {
+    size != 0 && address >= base && address - base < size
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trapped {
+    Distributor,
+    Redistributor,
+    Ecam,
+}
+
+/// A data abort from the cell: the faulting IPA is trapped MMIO (emulated
+/// as Jailhouse does) or outside the cell's map (fatal).
+fn emulate_mmio(frame: &mut [u64; 31], esr: u64, elr: u64) {
+    let (far, hpfar): (u64, u64);
+    // SAFETY: reading EL2 fault registers has no side effects.
+    unsafe { asm!("mrs {}, far_el2", "mrs {}, hpfar_el2", out(reg) far, out(reg) hpfar) };
+    let ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
+    let params = params();
+    let region = if within(ipa, params.gicd_base, GICD_SIZE) {
+        Trapped::Distributor
+    } else if within(ipa, params.gicr_base, params.gicr_size) {
+        Trapped::Redistributor
+    } else if within(ipa, params.ecam_base, params.ecam_size) {
+        Trapped::Ecam
+    } else {
+        kill(format_args!("access to IPA {ipa:#x} at {elr:#x}, outside the cell's memory map"));
+    };
+    if esr & (1 << 24) == 0 {
+        kill(format_args!(
+            "trapped MMIO at IPA {ipa:#x} (instruction at {elr:#x}) has no valid syndrome: a pair, writeback or \
+             SIMD access Jailhouse cannot emulate"
+        ));
+    }
+    let size = 1u64 << ((esr >> 22) & 3);
+    let register = ((esr >> 16) & 31) as usize;
+    let write = esr & (1 << 6) != 0;
+    let value = if register == 31 { 0 } else { frame[register] };
+    let value = if size == 8 { value } else { value & ((1 << (size * 8)) - 1) };
+    match region {
+        Trapped::Ecam => {
+            if size > 4 {
+                kill(format_args!("PCI config access of {size} bytes at IPA {ipa:#x}"));
+            }
+            // No device behind the virtual host bridge: reads find all ones.
+            if !write && register != 31 {
+                frame[register] = (1 << (size * 8)) - 1;
+            }
+            return;
+        }
+        Trapped::Distributor => {
+            let offset = ipa - params.gicd_base;
+            if write && (GICD_IROUTER + 32 * 8..GICD_IROUTER + 1020 * 8).contains(&(offset & !7)) {
+                let affinity = |mpidr: u64| mpidr & 0xff_00ff_ffff;
+                if value & (1 << 31) != 0 || affinity(value) != affinity(params.cell_cpu) {
+                    let spi = (offset - GICD_IROUTER) / 8;
+                    kill(format_args!("GICD_IROUTER{spi} = {value:#x} routes interrupt {spi} outside the cell"));
+                }
+            }
+        }
+        Trapped::Redistributor => {
+            // Writes to another CPU's frame are ignored, as Jailhouse does
+            // (that CPU belongs to another cell).
+            let frame_base = params.gicr_base + (ipa - params.gicr_base) / GICR_FRAME * GICR_FRAME;
+            // SAFETY: GICR_TYPER of a frame inside the redistributor region
+            // (EL2 runs with the MMU off: device memory).
+            let typer = unsafe { ((frame_base + 8) as *const u64).read_volatile() };
+            if write && (typer >> 32) != (params.cell_cpu & 0xff_ffff) {
+                FOREIGN_REDISTRIBUTOR_WRITES.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    // SAFETY: `ipa` is inside a GIC frame (identity: IPA = PA), an MMIO
+    // register of the width the cell used.
+    unsafe {
+        if write {
+            match size {
+                1 => (ipa as *mut u8).write_volatile(value as u8),
+                2 => (ipa as *mut u16).write_volatile(value as u16),
+                4 => (ipa as *mut u32).write_volatile(value as u32),
+                _ => (ipa as *mut u64).write_volatile(value),
+            }
+        } else if register != 31 {
+            frame[register] = match size {
+                1 => u64::from((ipa as *const u8).read_volatile()),
+                2 => u64::from((ipa as *const u16).read_volatile()),
+                4 => u64::from((ipa as *const u32).read_volatile()),
+                _ => (ipa as *const u64).read_volatile(),
+            };
+        }
+    }
 }
