@@ -201,6 +201,9 @@ mod image {
                 let copy: &'static [u8; DTB_CAPACITY] = copy;
                 let tree: &'static [u8] = &copy[..length];
                 let platform = devicetree::discover(tree).map_err(BootError::Tree)?;
+                if let Some((_, board)) = cell {
+                    crate::jailhouse::check_tree_spares_comm_region(&platform, board).map_err(BootError::CommRegion)?;
+                }
                 let source = if dtb == 0 { Source::BuiltinTree } else { Source::LoaderTree };
                 (platform, source, dtb_range)
             }
@@ -361,6 +364,15 @@ mod image {
         map.push((rodata, mmu::Kind::ReadOnly, Origin::Runtime("(image constants)")));
         for (origin, window) in platform.named_device_windows() {
             map.push((window, mmu::Kind::Device, origin));
+        }
+        // A cell described by a tree still ends through its comm region,
+        // which the tree does not name.
+        if let Some(board) = &crate::board::JAILHOUSE_CELL
+            && crate::jailhouse::cell().is_some()
+        {
+            let page = Range::new(board.comm_region, crate::jailhouse::comm_region::COMM_REGION_PAGE)
+                .map_err(BootError::range("the board's comm region"))?;
+            map.push((page, mmu::Kind::Data, Origin::Board("CELL.comm_region")));
         }
         // Without a UART in the tree the early one stays the console; it
         // must stay mapped, unless the tree put RAM in its page.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::boot_cell;
+use common::{CELL_BOARD, boot_cell, boot_cell_spec};
 use xtask::cell::cell_state;
 
 const SHUT_DOWN: u32 = 2;
@@ -139,4 +139,27 @@ fn hostile_comm_regions_are_refused_and_the_cell_ends_failed() {
         assert_eq!(outcome.exit_line_status, Some(103), "{what}");
         assert_eq!(cell_state(&outcome.console), Some(FAILED), "{what}");
     }
+}
+
+/// A tree built into the image still describes the platform (the loader
+/// passes none); the comm region is read for the cell's end all the same.
+#[test]
+fn a_built_in_tree_describes_the_cell_and_the_comm_region_still_ends_it() {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trees/jailhouse-cell.dts");
+    let tree = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("jailhouse-cell.dtb");
+    let status = std::process::Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&tree)
+        .arg(&source)
+        .status()
+        .expect("dtc (device-tree-compiler) runs");
+    assert!(status.success());
+    let mut spec = xtask::image::ImageBuild::new("hello");
+    spec.board = CELL_BOARD.into();
+    spec.builtin_dtb = Some(tree);
+    let outcome = boot_cell_spec(spec, |_| {});
+    assert!(outcome.console.contains("platform from the device tree built into the image"));
+    assert!(outcome.has_line("psci: smc (PSCI 1.0)"));
+    assert!(outcome.has_line("memory: 0x40000000..0x44000000 (64 MiB)"));
+    assert_eq!(cell_state(&outcome.console), Some(SHUT_DOWN));
 }

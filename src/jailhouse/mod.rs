@@ -176,6 +176,26 @@ impl Cell {
     }
 }
 
+/// A cell described by a device tree: its RAM must leave the comm region's
+/// page alone (the heap would take it), unless a reservation covers it.
+#[allow(clippy::result_large_err)] // as in comm_region.rs
+pub fn check_tree_spares_comm_region(
+    platform: &crate::platform::Platform,
+    board: &CellBoard,
+) -> Result<(), crate::platform::PlatformError> {
+    use crate::platform::{ErrorKind, Origin, PlatformError, Range};
+    let page = Range::new(board.comm_region, comm_region::COMM_REGION_PAGE)
+        .map_err(|error| PlatformError::new(Origin::Board("CELL.comm_region"), "", error.into()))?;
+    let reserved = platform.reserved().iter().any(|reserved| reserved.range.overlaps(&page));
+    match platform.memory().iter().find(|ram| ram.overlaps(&page)) {
+        Some(ram) if !reserved => {
+            let kind = ErrorKind::Overlap { range: *ram, other: Origin::Board("CELL.comm_region"), other_range: page };
+            Err(PlatformError::new(Origin::Runtime("(RAM of the device tree)"), "", kind))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// This CPU's exit counters (see [`Cell::vm_exits`]).
 pub fn vm_exits() -> Option<VmExits> {
     cell()?.vm_exits()
@@ -234,10 +254,15 @@ impl crate::console::ConsoleSink for DebugConsole {
     }
 }
 
-/// The image's end in a cell: terminal state, then CPU_OFF.
+/// The image's end in a cell: terminal state, then CPU_OFF. A fault while
+/// writing the state comes back here (exception report, exit): the second
+/// time, straight to CPU_OFF.
 #[cfg(target_os = "none")]
 fn end(status: u32) -> ! {
-    if let Some(cell) = cell() {
+    static ENDING: AtomicBool = AtomicBool::new(false);
+    if let Some(cell) = cell()
+        && !ENDING.swap(true, Ordering::Relaxed)
+    {
         cell.set_final_state(status);
     }
     let error = crate::arch::power::cpu_off();

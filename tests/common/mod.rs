@@ -190,12 +190,17 @@ pub const CELL_BOARD: &str = "jailhouse-qemu-arm64";
 /// Boots `name` in the emulated Jailhouse cell, with the comm region the
 /// board's hypervisor writes after `edit` (a hostile hypervisor's changes).
 pub fn boot_cell(name: &str, edit: impl FnOnce(&mut xtask::cell::CommRegion)) -> Outcome {
+    let mut spec = ImageBuild::new(name);
+    spec.board = CELL_BOARD.into();
+    boot_cell_spec(spec, edit)
+}
+
+/// [`boot_cell`] for an image build of its own (a built-in tree, say).
+pub fn boot_cell_spec(spec: ImageBuild, edit: impl FnOnce(&mut xtask::cell::CommRegion)) -> Outcome {
     let board = Board::find(CELL_BOARD).expect("the cell board exists");
     let cell = board.cell.as_ref().expect("a [jailhouse-cell] board");
     let mut region = cell.comm_region.clone();
     edit(&mut region);
-    let mut spec = ImageBuild::new(name);
-    spec.board = CELL_BOARD.into();
     let launch = Launch {
         qemu: qemu(),
         board,
