@@ -139,9 +139,13 @@ impl Cell {
         &self.snapshot
     }
 
-    /// Answers a pending message, if any.
+    /// Answers a pending message, if any (and logs the answer).
     pub fn poll(&self) -> Option<(Message, Reply)> {
-        self.region.poll(shutdown_answer)
+        let answered = self.region.poll(shutdown_answer);
+        if let Some((message, reply)) = answered {
+            log::info!("Jailhouse message {message:?} answered {reply:?}");
+        }
+        answered
     }
 
     /// Writes the terminal state for `status` (0: shut down, else failed).
