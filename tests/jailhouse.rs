@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{CELL_BOARD, boot_cell, boot_cell_spec};
+use common::{CELL_BOARD, boot_cell, boot_cell_spec, boot_cell_with};
 use xtask::cell::cell_state;
 
 const SHUT_DOWN: u32 = 2;
@@ -141,10 +141,8 @@ fn hostile_comm_regions_are_refused_and_the_cell_ends_failed() {
     }
 }
 
-/// A tree built into the image still describes the platform (the loader
-/// passes none); the comm region is read for the cell's end all the same.
-#[test]
-fn a_built_in_tree_describes_the_cell_and_the_comm_region_still_ends_it() {
+/// tests/data/trees/jailhouse-cell.dts, compiled.
+fn cell_tree() -> std::path::PathBuf {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trees/jailhouse-cell.dts");
     let tree = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("jailhouse-cell.dtb");
     let status = std::process::Command::new("dtc")
@@ -154,6 +152,14 @@ fn a_built_in_tree_describes_the_cell_and_the_comm_region_still_ends_it() {
         .status()
         .expect("dtc (device-tree-compiler) runs");
     assert!(status.success());
+    tree
+}
+
+/// A tree built into the image still describes the platform (the loader
+/// passes none); the comm region is read for the cell's end all the same.
+#[test]
+fn a_built_in_tree_describes_the_cell_and_the_comm_region_still_ends_it() {
+    let tree = cell_tree();
     let mut spec = xtask::image::ImageBuild::new("hello");
     spec.board = CELL_BOARD.into();
     spec.builtin_dtb = Some(tree);
@@ -162,4 +168,53 @@ fn a_built_in_tree_describes_the_cell_and_the_comm_region_still_ends_it() {
     assert!(outcome.has_line("psci: smc (PSCI 1.0)"));
     assert!(outcome.has_line("memory: 0x40000000..0x44000000 (64 MiB)"));
     assert_eq!(cell_state(&outcome.console), Some(SHUT_DOWN));
+}
+
+/// `jailhouse cell linux` puts a tree at the start of the cell's RAM and
+/// the Image at the next 2 MiB boundary + text_offset, and enters it with
+/// x0 = the tree. (The emulation's tree sits 1 MiB higher: QEMU keeps its
+/// own in the first MiB.)
+#[test]
+fn linux_style_loading_with_a_tree_in_x0_works_in_a_cell() {
+    let mut spec = xtask::image::ImageBuild::new("hello");
+    spec.board = CELL_BOARD.into();
+    let outcome = boot_cell_with(spec, Some(0x4028_0000), Some((cell_tree(), 0x4010_0000)), |_| {});
+    assert!(outcome.console.contains("image 0x40280000..0x"));
+    assert!(outcome.console.contains("platform from the loader's device tree at 0x40100000.."));
+    assert_eq!(cell_state(&outcome.console), Some(SHUT_DOWN));
+}
+
+/// The last count the shim printed for `counter` (`cell-shim: vm exits:`).
+fn shim_exit_count(console: &str, counter: &str) -> u64 {
+    console
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let counts = line.strip_prefix("cell-shim: vm exits: ")?;
+            counts.split(", ").find_map(|part| part.strip_prefix(counter)?.strip_prefix(' ')?.parse().ok())
+        })
+        .expect("the shim's exit counters")
+}
+
+/// Without a UART in the comm region the image prints through Jailhouse's
+/// debug-console hypercall, but only when the region's flags permit it;
+/// otherwise it stays on the board's early UART.
+#[test]
+fn the_debug_console_hypercall_is_used_only_when_permitted() {
+    let permitted = boot_cell("hello", |region| {
+        region.console_type = 0;
+        region.flags = 1;
+    });
+    assert!(permitted.has_line("hello from tidepool"));
+    assert!(permitted.has_line("uart: none"));
+    // One hypercall per character printed after boot.
+    assert!(shim_exit_count(&permitted.console, "hypercall") > 200, "the hypercall console was not used");
+    assert_eq!(cell_state(&permitted.console), Some(SHUT_DOWN));
+
+    let refused = boot_cell("hello", |region| {
+        region.console_type = 0;
+        region.flags = 0;
+    });
+    assert!(refused.has_line("hello from tidepool"), "the early UART stays the console");
+    assert!(shim_exit_count(&refused.console, "hypercall") < 20, "putc was used without permission");
 }

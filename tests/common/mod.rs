@@ -99,6 +99,7 @@ pub fn launch_on(
         extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         load_address: None,
         comm_region: None,
+        cell_tree: None,
     }
 }
 
@@ -197,6 +198,17 @@ pub fn boot_cell(name: &str, edit: impl FnOnce(&mut xtask::cell::CommRegion)) ->
 
 /// [`boot_cell`] for an image build of its own (a built-in tree, say).
 pub fn boot_cell_spec(spec: ImageBuild, edit: impl FnOnce(&mut xtask::cell::CommRegion)) -> Outcome {
+    boot_cell_with(spec, None, None, edit)
+}
+
+/// [`boot_cell_spec`] at `load_address` (the board's if None), with `tree`
+/// at the given address in x0, as `jailhouse cell linux` starts an image.
+pub fn boot_cell_with(
+    spec: ImageBuild,
+    load_address: Option<u64>,
+    tree: Option<(PathBuf, u64)>,
+    edit: impl FnOnce(&mut xtask::cell::CommRegion),
+) -> Outcome {
     let board = Board::find(CELL_BOARD).expect("the cell board exists");
     let cell = board.cell.as_ref().expect("a [jailhouse-cell] board");
     let mut region = cell.comm_region.clone();
@@ -209,8 +221,9 @@ pub fn boot_cell_spec(spec: ImageBuild, edit: impl FnOnce(&mut xtask::cell::Comm
         dtb: PathBuf::new(),
         bootargs: Vec::new(),
         extra_args: Vec::new(),
-        load_address: None,
+        load_address,
         comm_region: Some(region),
+        cell_tree: tree,
     };
     run_launch(&launch)
 }

@@ -153,7 +153,13 @@ impl CellLaunch {
     /// The loader arguments: the raw image at `load_address` (the cell's
     /// reset address), the comm region, the shim's parameters, and the
     /// shim, where CPU 0 starts.
-    pub fn loader_args(&self, image: &Path, load_address: u64, region: &CommRegion) -> Result<Vec<String>> {
+    pub fn loader_args(
+        &self,
+        image: &Path,
+        load_address: u64,
+        region: &CommRegion,
+        tree: Option<&(PathBuf, u64)>,
+    ) -> Result<Vec<String>> {
         let shim = build_shim()?;
         let dir = paths::out_dir().join("cell");
         fs::create_dir_all(&dir)?;
@@ -176,6 +182,7 @@ impl CellLaunch {
             self.gicr_size,
             board.pci_mmconfig_base,
             ecam_size,
+            tree.map_or(0, |(_, address)| *address),
         ] {
             params.extend_from_slice(&value.to_le_bytes());
         }
@@ -184,7 +191,11 @@ impl CellLaunch {
         let comm = write_by_content(&dir, "comm", &page)?;
         let params = write_by_content(&dir, "params", &params)?;
         let raw = |file: &Path, at: u64| format!("loader,file={},addr={at:#x},force-raw=on", file.display());
-        Ok(vec![
+        let mut args = Vec::new();
+        if let Some((tree, address)) = tree {
+            args.extend(["-device".to_string(), raw(tree, *address)]);
+        }
+        args.extend([
             "-device".into(),
             raw(image, load_address),
             "-device".into(),
@@ -193,7 +204,8 @@ impl CellLaunch {
             raw(&params, SHIM_PARAMS_ADDRESS),
             "-device".into(),
             format!("{},cpu-num=0", raw(&shim, SHIM_ADDRESS)),
-        ])
+        ]);
+        Ok(args)
     }
 }
 

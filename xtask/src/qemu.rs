@@ -28,6 +28,9 @@ pub struct Launch {
     /// On a Jailhouse cell board: the comm region the emulated hypervisor
     /// writes (the board's, unless a test plays a hostile hypervisor).
     pub comm_region: Option<crate::cell::CommRegion>,
+    /// On a Jailhouse cell board: a tree placed at this address and passed
+    /// in x0, as `jailhouse cell linux` does (None: x0 = 0).
+    pub cell_tree: Option<(PathBuf, u64)>,
 }
 
 impl Launch {
@@ -51,6 +54,7 @@ impl Launch {
             extra_args: Vec::new(),
             load_address: None,
             comm_region,
+            cell_tree: None,
         })
     }
 
@@ -72,7 +76,7 @@ impl Launch {
         command.args(["-semihosting-config", "enable=on,target=native"]);
         if let (Some(cell), Some(region)) = (&self.board.cell, &self.comm_region) {
             let address = self.load_address.unwrap_or(self.board.load_address);
-            command.args(cell.loader_args(&self.image, address, region)?);
+            command.args(cell.loader_args(&self.image, address, region, self.cell_tree.as_ref())?);
             command.args(&self.extra_args);
             return Ok(command);
         }

@@ -9,7 +9,8 @@
 //!   GICv3 redistributor frame by affinity;
 //! - entry at **EL1h** at the cell's reset address, DAIF masked, MMU and
 //!   caches off, every general-purpose register zero (x0 = 0: no device
-//!   tree), VBAR_EL1 and SP_EL1 zero, FP/SIMD enabled;
+//!   tree; or, for `jailhouse cell linux`, the tree's address), VBAR_EL1
+//!   and SP_EL1 zero, FP/SIMD enabled;
 //! - **SMC is trapped** and PSCI answered as Jailhouse does: VERSION 1.1,
 //!   FEATURES, CPU_SUSPEND, AFFINITY_INFO, CPU_ON denied (the cell has one
 //!   CPU), **SYSTEM_OFF and SYSTEM_RESET refused** (NOT_SUPPORTED), CPU_OFF
@@ -70,6 +71,9 @@ struct Params {
     /// The virtual PCI host's ECAM window (size 0: none), emulated empty.
     ecam_base: u64,
     ecam_size: u64,
+    /// x0 at entry: 0 as Jailhouse's own loader, or a device tree's address
+    /// as `jailhouse cell linux` passes it.
+    entry_x0: u64,
 }
 
 const MAGIC: u64 = u64::from_le_bytes(*b"TPSHIM01");
@@ -140,6 +144,8 @@ cell_cpu_start:
     msr     spsr_el2, x9
     bl      cell_entry_address
     msr     elr_el2, x0
+    bl      cell_entry_x0
+    msr     tpidr_el2, x0
     isb
     mov     x0, xzr
     mov     x1, xzr
@@ -172,6 +178,7 @@ cell_cpu_start:
     mov     x28, xzr
     mov     x29, xzr
     mov     x30, xzr
+    mrs     x0, tpidr_el2
     eret
 .ltorg
 
@@ -244,6 +251,11 @@ shim_vectors:
 #[unsafe(no_mangle)]
 extern "C" fn cell_entry_address() -> u64 {
     params().cell_entry
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn cell_entry_x0() -> u64 {
+    params().entry_x0
 }
 
 // ---- console and ending ----
