@@ -1,13 +1,21 @@
-//! Links guest images (the examples) with the board's linker script and
-//! points `src/board.rs` at the board's constants.
+//! Points `src/board.rs` at the board's constants and hands images the
+//! board's linker script.
 //!
-//! A board is a folder, `boards/<name>/` (`TIDEPOOL_BOARD`, default
-//! `qemu-virt`): `board.rs` (constants the runtime needs before discovery),
-//! `link.ld` (the image's memory; it INCLUDEs the shared `linker/image.ld`),
-//! and the launcher's `board.toml`. Adding a board touches nothing here.
-//! Only images built for the bare-metal target get a script: host builds of
-//! the library (unit tests) link normally. Other packages' images (demos/)
-//! get the script's location through `links = "tidepool"` metadata.
+//! A board is a folder, `boards/<name>/`: `board.rs` (constants the runtime
+//! needs before discovery), `link.ld` (the image's memory; it INCLUDEs the
+//! shared `linker/image.ld`), and the launcher's `board.toml`. It is chosen
+//! by the Cargo feature `board-<name>` (what a crate that depends on the
+//! runtime uses: it is listed in the runtime's Cargo.toml, where a user
+//! looks), else by `TIDEPOOL_BOARD` (what xtask sets for the images in this
+//! repository), else `qemu-virt`.
+//!
+//! Only images built for the bare-metal target get a script; host builds
+//! of the library (unit tests) link normally. The script reaches images
+//! three ways: this package's examples get `-T` directly; a crate that
+//! depends on the runtime passes `-Ttidepool.ld` itself (one link argument
+//! in its `.cargo/config.toml`), found through the link search path this
+//! script adds, as cortex-m-rt's `link.x` is; packages in this workspace
+//! with images of their own (demos/) get the paths as `DEP_TIDEPOOL_*`.
 
 use std::env;
 use std::path::PathBuf;
@@ -18,7 +26,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(tidepool_builtin_dtb)");
     embed_builtin_tree();
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let board = env::var("TIDEPOOL_BOARD").unwrap_or_else(|_| "qemu-virt".into());
+    let board = chosen_board(&manifest_dir);
     let board_dir = manifest_dir.join("boards").join(&board);
     println!("cargo:rerun-if-changed={}", board_dir.display());
     let constants = board_dir.join("board.rs");
@@ -37,6 +45,16 @@ fn main() {
     // The board script INCLUDEs image.ld, found through the search path.
     println!("cargo:rustc-link-arg-examples=-L{}", manifest_dir.join("linker").display());
     println!("cargo:rustc-link-arg-examples=-T{}", script.display());
+    // For crates that depend on the runtime: `-Ttidepool.ld` finds the
+    // board's script, and it finds image.ld, in OUT_DIR (a dependency's
+    // link search paths reach the final link; its link arguments do not).
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    let copy = |from: &std::path::Path, to: &str| {
+        std::fs::copy(from, out_dir.join(to)).unwrap_or_else(|error| panic!("{}: {error}", from.display()));
+    };
+    copy(&script, "tidepool.ld");
+    copy(&manifest_dir.join("linker").join("image.ld"), "image.ld");
+    println!("cargo:rustc-link-search={}", out_dir.display());
     // A static PIE: no interpreter, and .rela.dyn for the entry code to
     // apply. Our crates are built with relocation-model=pie
     // (.cargo/config.toml), but the prebuilt core and alloc of the
@@ -54,6 +72,30 @@ fn main() {
     println!("cargo::metadata=linker_dir={}", manifest_dir.join("linker").display());
     println!("cargo::metadata=linker_script={}", script.display());
     println!("cargo::metadata=link_args={}", PIE_LINK_ARGS.join(" "));
+}
+
+/// The board: the one `board-<name>` feature enabled, else
+/// `TIDEPOOL_BOARD`, else qemu-virt. Two board features are an error (the
+/// constants of one board and the memory of another would not boot).
+fn chosen_board(manifest_dir: &std::path::Path) -> String {
+    println!("cargo:rerun-if-changed={}", manifest_dir.join("boards").display());
+    let mut names: Vec<String> = std::fs::read_dir(manifest_dir.join("boards"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let feature_env = |name: &str| format!("CARGO_FEATURE_BOARD_{}", name.to_uppercase().replace('-', "_"));
+    let enabled: Vec<&String> = names.iter().filter(|name| env::var_os(feature_env(name)).is_some()).collect();
+    match enabled.as_slice() {
+        [] => env::var("TIDEPOOL_BOARD").unwrap_or_else(|_| "qemu-virt".into()),
+        [one] => (*one).clone(),
+        many => {
+            let list: Vec<String> = many.iter().map(|name| format!("board-{name}")).collect();
+            panic!("more than one board feature is enabled ({}): enable exactly one", list.join(", "))
+        }
+    }
 }
 
 /// A device tree built into the image (`$TIDEPOOL_BUILTIN_DTB`), for

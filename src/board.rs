@@ -8,6 +8,25 @@
 
 include!(env!("TIDEPOOL_BOARD_CONSTANTS"));
 
+/// The board's name in a section of its own, outside the loaded image
+/// (linker/image.ld keeps it, non-allocated): the runner (`tidepool-runner`,
+/// xtask) reads it from the ELF to know how to launch an image.
+#[cfg(all(target_os = "none", feature = "image"))]
+#[used]
+#[unsafe(link_section = ".tidepool_board")]
+static BOARD_NAME: [u8; NAME.len()] = board_name_bytes();
+
+#[cfg(all(target_os = "none", feature = "image"))]
+const fn board_name_bytes() -> [u8; NAME.len()] {
+    let mut bytes = [0; NAME.len()];
+    let mut index = 0;
+    while index < NAME.len() {
+        bytes[index] = NAME.as_bytes()[index];
+        index += 1;
+    }
+    bytes
+}
+
 /// A device tree built into the image, for loaders that pass none (x0 = 0),
 /// such as a Jailhouse cell or QEMU booting an ELF: `$TIDEPOOL_BUILTIN_DTB`
 /// at build time (see build.rs). `None` when the loader always passes one.

@@ -146,7 +146,19 @@ mod image {
             Err(_) => fail(format_args!("the linker gave an empty image range")),
         };
         let entry_el = entry_el as u8;
-        match start(dtb, entry_el, image, text_end, rodata_end) {
+        let started = start(dtb, entry_el, image, text_end, rodata_end);
+        // Before the final map the stack's guard page is mapped: an
+        // overflow during discovery shows only here.
+        let (used, size, overflowed) = crate::arch::boot_stack_used();
+        if overflowed {
+            fail(format_args!(
+                "the boot stack ({} KiB) overflowed while booting, over whatever lies below it; build with \
+                 optimisations (opt-level 1 or more) or raise BOOT_STACK_SIZE in the board's link.ld",
+                size / 1024
+            ));
+        }
+        log::debug!("boot stack: {} of {} KiB used while booting", used.div_ceil(1024), size / 1024);
+        match started {
             Ok(boot) => {
                 let boot: &'static Boot = alloc::boxed::Box::leak(alloc::boxed::Box::new(boot));
                 log::debug!("boot complete:\n{boot}");

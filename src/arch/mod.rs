@@ -33,6 +33,8 @@ use aarch64 as current;
 #[cfg(not(target_os = "none"))]
 use host as current;
 
+#[cfg(all(target_os = "none", feature = "image"))]
+pub use current::boot_stack_used;
 pub use current::{
     BOOT_MAP_RAM, RUNTIME_PRIVILEGE_LEVEL, counter, counter_frequency, halt, irqchip, irqs_enabled,
     jailhouse_hypercall, mmio, mmu, power, privilege_level, set_irqs_enabled, start_alarm, wait_for_interrupt,

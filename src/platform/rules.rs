@@ -111,24 +111,28 @@ pub(crate) fn check_disjoint_windows(windows: &[(Origin, Range)]) -> Result<(), 
 /// Two virtio windows over the same registers: both drivers would drive
 /// one device, so neither is used (as with two pools over the same bytes).
 pub(crate) fn refuse_shared_windows(virtio: &mut ArrayVec<Result<VirtioMmio, PlatformError>, MAX_VIRTIO>) {
-    let mut clashes: ArrayVec<(usize, PlatformError), MAX_VIRTIO> = ArrayVec::new();
+    // Pairs of indices first (errors are large: a list of them would cost
+    // the boot stack tens of KiB), then the devices they name.
+    let mut clashes: ArrayVec<(usize, VirtioMmio), MAX_VIRTIO> = ArrayVec::new();
     for (index, device) in virtio.iter().enumerate() {
         let Ok(device) = device else {
             continue;
         };
         let other = virtio.iter().enumerate().find_map(|(other_index, other)| match other {
-            Ok(other) if other_index != index && other.reg.overlaps(&device.reg) => Some(other),
+            Ok(other) if other_index != index && other.reg.overlaps(&device.reg) => Some(*other),
             _ => None,
         });
         if let Some(other) = other {
-            let kind = ErrorKind::Overlap { range: device.reg, other: other.origin, other_range: other.reg };
             // One entry per device at most.
-            let _ = clashes.try_push((index, PlatformError::new(device.origin, "reg", kind)));
+            let _ = clashes.try_push((index, other));
         }
     }
-    for (index, error) in clashes {
-        if let Some(device) = virtio.get_mut(index) {
-            *device = Err(error);
+    for (index, other) in clashes {
+        if let Some(entry) = virtio.get_mut(index)
+            && let Ok(device) = entry
+        {
+            let kind = ErrorKind::Overlap { range: device.reg, other: other.origin, other_range: other.reg };
+            *entry = Err(PlatformError::new(device.origin, "reg", kind));
         }
     }
 }

@@ -265,6 +265,23 @@ mod tests {
     }
 
     #[test]
+    fn every_board_with_constants_is_a_feature_of_the_runtime() {
+        // A crate that depends on the runtime picks its board this way
+        // (build.rs); a board folder without its feature cannot be picked.
+        let manifest = fs::read_to_string(paths::workspace().join("Cargo.toml")).unwrap();
+        let table: toml::Table = manifest.parse().unwrap();
+        let features = table["features"].as_table().unwrap();
+        for name in known_boards() {
+            let has_constants = boards_dir().join(&name).join("board.rs").exists();
+            let feature = features.get(&format!("board-{name}"));
+            assert_eq!(feature.is_some(), has_constants, "board {name}: feature board-{name} and board.rs go together");
+            if let Some(feature) = feature {
+                assert_eq!(feature.as_array().unwrap(), &[toml::Value::from("image")], "board-{name} implies image");
+            }
+        }
+    }
+
+    #[test]
     fn bad_board_files_are_refused_with_the_key_named() {
         let good = fs::read_to_string(boards_dir().join("qemu-virt/board.toml")).unwrap();
         let error = |text: &str| Board::parse("x", text).unwrap_err().to_string();

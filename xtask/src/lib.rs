@@ -11,6 +11,7 @@ pub mod image;
 pub mod paths;
 pub mod qemu;
 pub mod run;
+pub mod runner;
 pub mod setup;
 pub mod signals;
 

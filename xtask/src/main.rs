@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use xtask::board::{Board, Variant};
 use xtask::image::ImageBuild;
-use xtask::qemu::Launch;
 use xtask::{Error, Result, bail};
 
 const HELP: &str = "\
@@ -207,26 +206,36 @@ fn real_main() -> Result<ExitCode> {
             println!("{}", tree.display());
         }
         "run" => {
+            // Built here, launched by the same code as tidepool-runner.
             let spec = image_build(&options);
-            let mut launch = Launch::prepare(&spec, options.variant, options.bootargs.clone())?;
-            launch.load_address = options.load_address;
-            if let Some(tree) = &options.dtb {
-                launch.dtb = tree.clone();
-            }
+            Board::find(&spec.board)?;
+            let elf = xtask::image::build(&spec)?.with_extension("elf");
             let wants_backend = BACKEND_IMAGES.contains(&spec.name.as_str()) || options.force_backend;
-            let outcome = if wants_backend && !options.no_backend {
+            let backend = if wants_backend && !options.no_backend {
                 let mut backend = xtask::backend::BackendSpec::default();
                 if let Some(dir) = &options.dump_frames {
                     std::fs::create_dir_all(dir)?;
                     backend.args.push("--dump-frames".into());
                     backend.args.push(dir.display().to_string());
                 }
-                xtask::run::run_with_backend(&launch, &backend, options.timeout, true)?
+                Some(backend)
             } else {
-                xtask::run::run(&launch, options.timeout, true)?
+                None
             };
-            let status = outcome.status();
-            return Ok(ExitCode::from(u8::try_from(status).unwrap_or(1).max(u8::from(status != 0))));
+            let run = xtask::runner::RunOptions {
+                board: Some(spec.board.clone()),
+                variant: options.variant,
+                timeout: options.timeout,
+                bootargs: options.bootargs.clone(),
+                devices: Vec::new(),
+                backend,
+                load_address: options.load_address,
+                dtb: options.dtb.clone(),
+                echo: true,
+            };
+            let launch = xtask::runner::launch_for(&elf, &run)?;
+            let outcome = xtask::runner::run_launch(&launch, &run)?;
+            return Ok(ExitCode::from(xtask::runner::exit_code(&outcome)));
         }
         "bench" => {
             let bench = xtask::bench::BenchOptions {

@@ -37,8 +37,19 @@ impl Launch {
     /// Makes sure QEMU exists (`setup`), builds `spec` and its board's tree.
     pub fn prepare(spec: &crate::image::ImageBuild, variant: Variant, bootargs: Vec<String>) -> crate::Result<Launch> {
         let board = Board::find(&spec.board)?;
-        let qemu = crate::setup::setup()?;
         let image = crate::image::build(spec)?;
+        Self::new(board, image, variant, bootargs)
+    }
+
+    /// Makes sure QEMU exists (`setup`) and prepares `board`'s tree (or
+    /// emulated cell) for the raw `image`.
+    pub fn new(
+        board: &'static Board,
+        image: PathBuf,
+        variant: Variant,
+        bootargs: Vec<String>,
+    ) -> crate::Result<Launch> {
+        let qemu = crate::setup::setup()?;
         // A cell gets no tree: its platform is the comm region.
         let (dtb, comm_region) = match &board.cell {
             Some(cell) => (PathBuf::new(), Some(cell.comm_region.clone())),

@@ -6,6 +6,14 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// One test at a time: a stand-in written by one test while another forks
+/// to run its own is held open in that child until it execs, and running
+/// it then fails with ETXTBSY ("Text file busy").
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|error| error.into_inner())
+}
+
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -27,6 +35,7 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn a_missing_target_is_added_with_rustup() {
+    let _serial = serial();
     let dir = scratch("add");
     let rustc = script(&dir, "rustc", &format!("echo {}", dir.join("sysroot").display()));
     let log = dir.join("rustup.log");
@@ -38,6 +47,7 @@ fn a_missing_target_is_added_with_rustup() {
 
 #[test]
 fn a_target_rustup_cannot_add_is_reported_with_the_command() {
+    let _serial = serial();
     let dir = scratch("fail");
     let rustc = script(&dir, "rustc", &format!("echo {}", dir.join("sysroot").display()));
     let rustup = script(&dir, "rustup", "exit 1");
@@ -48,6 +58,7 @@ fn a_target_rustup_cannot_add_is_reported_with_the_command() {
 
 #[test]
 fn a_toolchain_with_the_target_is_left_alone() {
+    let _serial = serial();
     let dir = scratch("present");
     fs::create_dir_all(dir.join("sysroot/lib/rustlib/aarch64-unknown-none/lib")).unwrap();
     let rustc = script(&dir, "rustc", &format!("echo {}", dir.join("sysroot").display()));

@@ -144,9 +144,22 @@ el1_entry:
     adrp    x10, __bss_end
     add     x10, x10, :lo12:__bss_end
 4:  cmp     x9, x10
-    b.hs    5f
+    b.hs    9f
     stp     xzr, xzr, [x9], #16
     b       4b
+
+    // Paint the boot stack (see boot_stack_used in mod.rs): until the final
+    // map unmaps its guard page, an overflow is seen only as paint gone
+    // from the stack's lowest page.
+9:  adrp    x9, __stack_start
+    add     x9, x9, :lo12:__stack_start
+    adrp    x10, __stack_end
+    add     x10, x10, :lo12:__stack_end
+    ldr     x11, ={stack_paint}
+10: cmp     x9, x10
+    b.hs    5f
+    stp     x11, x11, [x9], #16
+    b       10b
 
     // Two stacks: SP_EL1 is the exception stack (exceptions to EL1 always
     // switch to it), SP_EL0 the stack everything else runs on (SPSel = 0).
@@ -203,6 +216,7 @@ boot_page_table:
     .set    tidepool_boot_gib, tidepool_boot_gib + 1
     .endr
 "#,
+    stack_paint = const super::STACK_PAINT,
     normal_start_gib = const super::BOOT_MAP_NORMAL_GIB.0,
     normal_end_gib = const super::BOOT_MAP_NORMAL_GIB.1,
 );

@@ -39,6 +39,35 @@ const _: () = assert!(
 /// exists. Below it the boot map has device memory, above it nothing.
 pub const BOOT_MAP_RAM: (u64, u64) = (BOOT_MAP_NORMAL_GIB.0 << 30, BOOT_MAP_NORMAL_GIB.1 << 30);
 
+/// What the entry code fills the boot stack with before Rust runs.
+#[cfg_attr(not(all(target_arch = "aarch64", feature = "image")), allow(dead_code))]
+const STACK_PAINT: u64 = 0x5444_5053_5444_5053;
+
+/// Bytes of the boot stack used so far (its deepest point), its size, and
+/// whether it overflowed (or came within a page of it): paint gone from its
+/// lowest page. Before the final map
+/// unmaps the guard page below the stack, an overflow (discovery of a large
+/// platform in an unoptimised build, say) writes over what lies below it
+/// without a fault; this is how the boot notices.
+#[cfg(all(target_arch = "aarch64", feature = "image"))]
+pub fn boot_stack_used() -> (usize, usize, bool) {
+    unsafe extern "C" {
+        static __stack_start: u64;
+        static __stack_end: u64;
+    }
+    // Linker symbols bounding the boot stack; only their addresses are taken.
+    let (start, end) = (&raw const __stack_start as usize, &raw const __stack_end as usize);
+    let words = (end - start) / 8;
+    let base = start as *const u64;
+    // SAFETY: the words between the stack's symbols are mapped RAM of the
+    // image; volatile, since the compiler cannot know the entry code wrote
+    // them.
+    let read = |index: usize| unsafe { base.add(index).read_volatile() };
+    let untouched = (0..words).take_while(|&index| read(index) == STACK_PAINT).count();
+    let overflowed = (0..512.min(words)).any(|index| read(index) != STACK_PAINT);
+    ((words - untouched) * 8, words * 8, overflowed)
+}
+
 /// The exception level the runtime runs its images at, whatever level the
 /// loader entered it at (entry.rs drops EL2 to EL1).
 pub const RUNTIME_PRIVILEGE_LEVEL: u8 = 1;
