@@ -1,5 +1,9 @@
 //! `cargo xtask`: build, launch, test. Run `cargo xtask help`.
 
+// Declared here, not in the library: only `run --dump-frames` uses it (and
+// tests/frame_dump.rs, which includes the file, std only, as a module).
+mod contact_sheet;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -49,7 +53,9 @@ Options:
   --frames DIR          codec images: play the .qoi/.png/.ppm files of DIR
                         (one size) instead of the built-in procedural clip
   --dump-frames DIR     the backend writes every decoded frame to DIR as a
-                        PPM/PAM image you can open
+                        PNG (and frames.tsv); after the run, DIR/index.html
+                        shows each frame with its size and the guest's
+                        verdict
   --no-backend          do not start the hostmem backend
   --backend             start the hostmem backend for any image
 
@@ -220,6 +226,9 @@ fn real_main() -> Result<ExitCode> {
                 }
                 Some(backend)
             } else {
+                if options.dump_frames.is_some() {
+                    println!("xtask: no backend runs for this image, so --dump-frames writes nothing");
+                }
                 None
             };
             let run = xtask::runner::RunOptions {
@@ -235,6 +244,18 @@ fn real_main() -> Result<ExitCode> {
             };
             let launch = xtask::runner::launch_for(&elf, &run)?;
             let outcome = xtask::runner::run_launch(&launch, &run)?;
+            if let (Some(dir), Some(_)) = (&options.dump_frames, &run.backend) {
+                // Also after a failed run: the sheet shows which frames failed.
+                let sheet = contact_sheet::write(dir, &outcome.console).map_err(|error| {
+                    Error(format!("cannot write {}: {error}", dir.join(contact_sheet::INDEX).display()))
+                })?;
+                println!(
+                    "xtask: {} PNG frames ({} verified by the guest) and the contact sheet {}",
+                    sheet.pictures(),
+                    sheet.verified(),
+                    sheet.path.display()
+                );
+            }
             return Ok(ExitCode::from(xtask::runner::exit_code(&outcome)));
         }
         "bench" => {

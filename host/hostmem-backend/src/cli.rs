@@ -45,8 +45,9 @@ pub struct Cli {
     #[arg(long, value_name = "ID", default_value_t = hostmem_wire::DEVICE_ID_DEFAULT)]
     pub device_id: u32,
 
-    /// Write every frame the codec decodes into DIR as a PPM (RGB) or PAM
-    /// (RGBA) image.
+    /// Write every frame the codec decodes into DIR as a PNG (RGB or RGBA),
+    /// and a line per frame (instance, seq, size, channels, pixel digest,
+    /// file) into DIR/frames.tsv, which starts afresh with each run.
     #[arg(long, value_name = "DIR")]
     pub dump_frames: Option<PathBuf>,
 

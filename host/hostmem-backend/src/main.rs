@@ -24,9 +24,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(dir) = setup.dump_frames()
-        && let Err(e) = std::fs::create_dir_all(dir)
+        && let Err(e) = hostmem_backend::subdevice::dump::start(dir)
     {
-        log::error!("cannot create frame dump directory {}: {e}", dir.display());
+        log::error!("cannot start a frame dump in {}: {e}", dir.display());
         return ExitCode::from(2);
     }
     log::info!(

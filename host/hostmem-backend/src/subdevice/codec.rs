@@ -3,9 +3,7 @@
 //! DECODE_INLINE does the same with the image and the pixels in the
 //! notification's own chain (the copy path the benchmark compares with).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hostmem_wire::codec::{DecodeMeta, FRAME_HEADER_SIZE, FrameInfo, Op};
 use hostmem_wire::zerocopy::IntoBytes;
@@ -64,7 +62,8 @@ pub fn decode(input: &[u8], capacity: u64) -> Result<Decoded, Status> {
 }
 
 impl Codec {
-    /// A codec that writes every decoded frame into `dump_dir` if given.
+    /// A codec that writes every decoded frame into `dump_dir` if given
+    /// (as [`super::dump`] says).
     pub fn new(dump_dir: Option<PathBuf>) -> Self {
         Self { dump_dir, corrupt_frame: None, decodes: 0 }
     }
@@ -102,30 +101,11 @@ impl Codec {
 
     fn dump(&self, instance: u32, seq: u64, frame: &Decoded) {
         let Some(dir) = &self.dump_dir else { return };
-        let ext = if frame.channels == 4 { "pam" } else { "ppm" };
-        let path = dir.join(format!("frame-i{instance}-s{seq:06}.{ext}"));
-        match write_netpbm(&path, frame) {
-            Ok(()) => log::info!("codec instance {instance}: frame {seq} written to {}", path.display()),
-            Err(e) => log::warn!("codec instance {instance}: cannot write {}: {e}", path.display()),
+        match super::dump::record(dir, instance, seq, frame) {
+            Ok(path) => log::info!("codec instance {instance}: frame {seq} written to {}", path.display()),
+            Err(e) => log::warn!("codec instance {instance}: cannot write frame {seq} into {}: {e}", dir.display()),
         }
     }
-}
-
-/// Writes a frame as binary PPM (RGB) or PAM (RGBA), formats image viewers
-/// and converters (GIMP, ImageMagick, netpbm) open without extra crates.
-pub fn write_netpbm(path: &Path, frame: &Decoded) -> std::io::Result<()> {
-    let mut out = BufWriter::new(File::create(path)?);
-    if frame.channels == 4 {
-        write!(
-            out,
-            "P7\nWIDTH {}\nHEIGHT {}\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n",
-            frame.width, frame.height
-        )?;
-    } else {
-        write!(out, "P6\n{} {}\n255\n", frame.width, frame.height)?;
-    }
-    out.write_all(&frame.pixels)?;
-    out.flush()
 }
 
 impl Subdevice for Codec {

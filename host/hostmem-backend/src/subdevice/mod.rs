@@ -15,6 +15,7 @@ use crate::memory::RegionAccess;
 use crate::setup::SubdeviceKind;
 
 pub mod codec;
+pub mod dump;
 pub mod echo;
 
 /// Result of a successful notification: what the COMPLETION event reports.

@@ -225,31 +225,75 @@ fn generic_failures_of_a_decode_carry_a_frame_header() {
     assert_eq!(h.completion_word(CODEC, 0), 3);
 }
 
+/// A PNG's pixels, colour type and size, read back with the png crate's
+/// decoder (no transformations: what the file says is what comes out).
+fn read_png(bytes: &[u8]) -> (png::ColorType, u32, u32, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    pixels.truncate(frame.buffer_size());
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+    (frame.color_type, frame.width, frame.height, pixels)
+}
+
 #[test]
-fn dump_frames_writes_viewable_images() {
+fn dump_frames_writes_pngs_and_a_manifest() {
+    use crate::subdevice::dump;
     let guest = GuestLayout::new().unwrap();
     let dir = std::env::temp_dir().join(format!("hostmem-dump-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    dump::start(&dir).unwrap();
     let mut h = Harness::with(&guest, Opts { dump_frames: Some(dir.clone()), ..Opts::default() });
     let id = h.create(CODEC, None).unwrap();
     h.post_event_buffers(2);
-    for (seq, channels) in [(1u64, 3u8), (2, 4)] {
+    let cases = [(1u64, 3u8, png::ColorType::Rgb), (2, 4, png::ColorType::Rgba)];
+    for (seq, channels, color) in cases {
         let pixels = image(5, 3, channels);
         let qoi = qoi::encode_to_vec(&pixels, 5, 3).unwrap();
         h.region_write(CODEC, INPUT, &qoi);
         h.notify(id, &decode_request(id, seq, qoi.len() as u64, 0x1000));
         assert_eq!(one_event(&mut h).event_type().unwrap(), EventType::Completion);
-        let ext = if channels == 4 { "pam" } else { "ppm" };
-        let file = std::fs::read(dir.join(format!("frame-i{id}-s{seq:06}.{ext}"))).unwrap();
-        let header: &[u8] = if channels == 4 {
-            b"P7\nWIDTH 5\nHEIGHT 3\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n"
-        } else {
-            b"P6\n5 3\n255\n"
-        };
-        assert!(file.starts_with(header));
-        assert_eq!(&file[header.len()..], &pixels[..]);
+        let file = std::fs::read(dir.join(format!("frame-i{id}-s{seq:06}.png"))).unwrap();
+        assert!(file.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG signature");
+        assert_eq!(read_png(&file), (color, 5, 3, pixels));
     }
+    // One line per frame under the column line, with the digest the guest
+    // computes over the same pixels.
+    let manifest = std::fs::read_to_string(dir.join(dump::MANIFEST)).unwrap();
+    let expected: Vec<String> = std::iter::once(dump::MANIFEST_COLUMNS.to_string())
+        .chain(cases.iter().map(|&(seq, channels, _)| {
+            let digest = codec_clip::digest(&image(5, 3, channels));
+            format!("{id}\t{seq}\t5\t3\t{channels}\t{digest:016x}\tframe-i{id}-s{seq:06}.png")
+        }))
+        .collect();
+    assert_eq!(manifest.lines().collect::<Vec<_>>(), expected);
+    // A new run starts a fresh manifest.
+    dump::start(&dir).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join(dump::MANIFEST)).unwrap(), format!("{}\n", dump::MANIFEST_COLUMNS));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Both QOI colorspaces give a PNG that decodes to the same pixels; the
+/// colorspace only picks the sRGB or the gamma 1.0 marking.
+#[test]
+fn png_encoding_keeps_every_pixel_in_both_colorspaces() {
+    use crate::subdevice::codec::Decoded;
+    use crate::subdevice::dump::encode_png;
+    for (channels, colorspace) in [(3u8, 0u8), (3, 1), (4, 0), (4, 1)] {
+        let (width, height) = (67, 45);
+        let pixels = image(width, height, channels);
+        let frame = Decoded { width, height, channels, colorspace, pixels: pixels.clone() };
+        let mut file = Vec::new();
+        encode_png(&frame, &mut file).unwrap();
+        let (color, w, h, decoded) = read_png(&file);
+        assert_eq!((w, h, decoded), (width, height, pixels), "{channels} channels, colorspace {colorspace}");
+        assert_eq!(color, if channels == 4 { png::ColorType::Rgba } else { png::ColorType::Rgb });
+        let info = png::Decoder::new(std::io::Cursor::new(&file)).read_info().unwrap().info().clone();
+        assert_eq!(info.srgb.is_some(), colorspace == 0, "colorspace {colorspace}");
+        if colorspace == 1 {
+            assert_eq!(info.gama_chunk.map(|gamma| gamma.into_scaled()), Some(100_000), "linear: gamma 1.0");
+        }
+    }
 }
 
 #[test]
