@@ -159,6 +159,14 @@ fn a_user_needs_root_only_for_what_is_not_there() {
     assert_eq!(problems(&machine), vec![]);
 }
 
+/// Tests that start processes run one at a time: a stand-in script still
+/// open for writing in one test is inherited by another test's fork until
+/// that child execs, and running the script then fails with ETXTBSY.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|error| error.into_inner())
+}
+
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -180,6 +188,7 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn the_toolchain_probe_reads_version_sysroot_and_targets() {
+    let _serial = serial();
     let dir = scratch("probe");
     let sysroot = dir.join("sysroot");
     let body = format!(
@@ -215,6 +224,7 @@ fn the_toolchain_probe_reads_version_sysroot_and_targets() {
 
 #[test]
 fn the_cache_probe_measures_its_file_system() {
+    let _serial = serial();
     let dir = scratch("cache");
     // The cache need not exist yet: its nearest existing parent is asked.
     let cache = dir.join("not/yet/there");
