@@ -34,7 +34,8 @@ Commands:
 
 Options:
   --board NAME          board: a folder of boards/ (qemu-virt, the default, with
-                        virtio-mmio; qemu-virt-pci)
+                        virtio-mmio; qemu-virt-pci; jailhouse-qemu-arm64, a
+                        Jailhouse cell run under the emulated Jailhouse)
   --gic 2|3             GIC version (default 3)
   --el2                 start the image at EL2 (QEMU virtualization=on)
   --load-address ADDR   `run`: load the raw image at ADDR (hex 0x... or
