@@ -1016,7 +1016,11 @@ mod tests {
             let queue = &d.queues[0];
             assert!(queue.ready);
             assert_eq!(queue.num, 8);
-            assert!(queue.desc != 0 && queue.driver > queue.desc && queue.device > queue.driver);
+            // The descriptor table and the driver area share one
+            // allocation; the device area is a second one, which the host
+            // allocator may place anywhere (below the first, too).
+            assert!(queue.desc != 0 && queue.driver > queue.desc && queue.device != 0);
+            assert!(queue.device < queue.desc || queue.device > queue.driver);
         }
         // Dropping the driver disables the queue, then the transport resets.
         drop(rng);
