@@ -13,5 +13,7 @@ include!(env!("TIDEPOOL_BOARD_CONSTANTS"));
 /// at build time (see build.rs). `None` when the loader always passes one.
 #[cfg(tidepool_builtin_dtb)]
 pub const BUILTIN_DTB: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/builtin.dtb")));
+/// A device tree built into the image: none in this build
+/// (`$TIDEPOOL_BUILTIN_DTB` was not set), so the loader must pass one.
 #[cfg(not(tidepool_builtin_dtb))]
 pub const BUILTIN_DTB: Option<&[u8]> = None;
