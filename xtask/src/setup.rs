@@ -18,6 +18,7 @@ use std::process::Command;
 
 use crate::{Error, Result, bail, paths, run_command};
 
+/// The QEMU version built from Debian's source (a newer one on the PATH is used as is).
 pub const QEMU_VERSION: &str = "10.0.2";
 /// Changes whenever the recipe below changes, invalidating older caches.
 const RECIPE: &str = "qemu-10.0.2+ds-vhost-user-device-creatable-v2-pci";
@@ -55,7 +56,10 @@ pub const APT_PACKAGES: &[&str] = &[
 /// A QEMU that can run our images, and the name of its generic vhost-user device.
 #[derive(Clone, Debug)]
 pub struct Qemu {
+    /// The `qemu-system-aarch64` binary.
     pub binary: PathBuf,
+    /// The generic vhost-user device on virtio-mmio (`vhost-user-device`, or
+    /// `vhost-user-test-device` from 10.2).
     pub generic_device: &'static str,
     /// The same device behind virtio-pci (`vhost-user-device-pci`, or
     /// `vhost-user-test-device-pci` from 10.2).
