@@ -32,5 +32,7 @@ const fn board_name_bytes() -> [u8; NAME.len()] {
 /// at build time (see build.rs). `None` when the loader always passes one.
 #[cfg(tidepool_builtin_dtb)]
 pub const BUILTIN_DTB: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/builtin.dtb")));
+/// A device tree built into the image: none in this build
+/// (`$TIDEPOOL_BUILTIN_DTB` was not set), so the loader must pass one.
 #[cfg(not(tidepool_builtin_dtb))]
 pub const BUILTIN_DTB: Option<&[u8]> = None;

@@ -5,7 +5,7 @@
 //!
 //! Every step that depends on the platform's description can fail on a
 //! hostile one; each failure is printed (on the early console if the board
-//! has one) and the image ends with [`exit::FAILURE_BOOT`] (in a Jailhouse
+//! has one) and the image ends with [`crate::exit::FAILURE_BOOT`] (in a Jailhouse
 //! cell: in the "failed" state).
 
 use core::fmt;
@@ -14,8 +14,33 @@ use crate::devicetree;
 use crate::platform::{Layout, Origin, Platform, PlatformError, Range, RangeError};
 
 /// What the runtime found and set up, handed to the image's `main`.
+///
+/// By the time an image sees it, everything in it has been checked: the
+/// platform's description was validated as untrusted input, the heap and
+/// every DMA pool are clear of the image, the loader's input and reserved
+/// memory, and the MMU runs the final identity map built from it. It lives
+/// for the whole image (`&'static`); its `Display` prints the summary the
+/// `hello` example shows.
+///
+/// ```no_run
+/// use tidepool::Boot;
+///
+/// /// What an image's `main` might report first.
+/// fn report(boot: &Boot) {
+///     tidepool::println!("{boot}");
+///     tidepool::println!("{} MiB of RAM, {} KiB of heap", boot.platform.total_ram() >> 20, boot.heap_bytes >> 10);
+///     for (index, pool) in boot.layout.pools().iter().enumerate() {
+///         match pool {
+///             Ok(range) => tidepool::println!("DMA pool {index}: {range}"),
+///             Err(error) => tidepool::println!("DMA pool {index} unusable: {error}"),
+///         }
+///     }
+/// }
+/// ```
 pub struct Boot {
+    /// What the platform's source described, validated.
     pub platform: Platform,
+    /// Where the DMA pools went and what RAM the heap got.
     pub layout: Layout,
     /// The exception level the image was entered at (it runs at EL1).
     pub entry_el: u8,
@@ -417,6 +442,7 @@ pub enum BootError {
     NoTree,
     /// x0 does not point at a tree we can read.
     BadTreeAddress(u64),
+    /// The device tree (the loader's or the built-in one) failed a check.
     Tree(PlatformError),
     /// The Jailhouse comm region (or the board's description of the cell)
     /// failed a check.
@@ -427,7 +453,9 @@ pub enum BootError {
     CommRegionUnmapped(u64),
     /// A range the image or the board defines (not the tree) is invalid.
     Range {
+        /// What the range is.
         what: &'static str,
+        /// Why it is invalid.
         error: RangeError,
     },
     /// The layout left no RAM for the heap where the boot map has it.
@@ -435,7 +463,9 @@ pub enum BootError {
     /// The final map failed at the range `what` names (RAM, part of the
     /// image, a device node).
     Mmu {
+        /// The range's origin.
         what: Origin,
+        /// What the MMU code reported.
         error: crate::arch::mmu::MmuError,
     },
 }

@@ -11,6 +11,8 @@ use spin::Mutex;
 /// A byte sink the console writes to. The PL011 is the only real one; host
 /// tests use a buffer.
 pub trait ConsoleSink: Send {
+    /// Writes `bytes` as they are (line endings are already CR LF); must
+    /// not fail or block for long (it runs with the console lock held).
     fn write_bytes(&mut self, bytes: &[u8]);
 }
 
@@ -64,11 +66,23 @@ pub fn emergency_print(args: fmt::Arguments<'_>) {
     print(args);
 }
 
+/// Prints to the console, like `std`'s `print!`: nothing when there is no
+/// console yet (or any more).
+///
+/// ```
+/// tidepool::print!("{} of {} ", 1, 2); // no console on the host: prints nothing
+/// ```
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => ($crate::console::print(format_args!($($arg)*)));
 }
 
+/// Prints a line to the console, like `std`'s `println!` (see
+/// [`print!`](crate::print!)); the console ends it with CR LF.
+///
+/// ```
+/// tidepool::println!("frame {}: verified", 7); // no console on the host: prints nothing
+/// ```
 #[macro_export]
 macro_rules! println {
     () => ($crate::print!("\n"));

@@ -20,6 +20,7 @@ use spin::Mutex;
 
 use crate::platform::Platform;
 
+/// The image succeeded: main returned 0, or every test case passed.
 pub const SUCCESS: u32 = 0;
 /// A test case failed, or the image's main returned an error.
 pub const FAILURE: u32 = 1;

@@ -19,22 +19,29 @@ use crate::boot::Boot;
 #[derive(Debug)]
 pub struct TestFailure(pub String);
 
+/// What a test case returns: `Err` fails the case (see [`crate::ensure!`]).
 pub type TestResult = Result<(), TestFailure>;
 
 /// One test case of a test image.
 pub struct TestCase {
+    /// The name printed on the case's line.
     pub name: &'static str,
+    /// The case.
     pub run: fn(&Boot) -> TestResult,
 }
 
 /// Counts of a finished run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Cases that returned `Ok`.
     pub passed: usize,
+    /// Cases that returned `Err`.
     pub failed: usize,
 }
 
 impl Summary {
+    /// [`crate::exit::SUCCESS`] if no case failed, else
+    /// [`crate::exit::FAILURE`].
     pub fn exit_status(self) -> u32 {
         if self.failed == 0 { crate::exit::SUCCESS } else { crate::exit::FAILURE }
     }
@@ -67,6 +74,22 @@ pub fn run(boot: &Boot, cases: &[TestCase]) -> Summary {
 }
 
 /// Fails the current test case with a formatted reason unless `cond` holds.
+///
+/// It returns `Err(TestFailure(reason))` from the enclosing function, so it
+/// belongs in a function returning [`TestResult`]; the reason is formatted
+/// only when the check fails.
+///
+/// ```
+/// use tidepool::TestResult;
+///
+/// fn in_range(value: u32) -> TestResult {
+///     tidepool::ensure!(value < 10, "{value} is not below 10");
+///     Ok(())
+/// }
+///
+/// assert!(in_range(3).is_ok());
+/// assert_eq!(in_range(12).unwrap_err().0, "12 is not below 10");
+/// ```
 #[macro_export]
 macro_rules! ensure {
     ($cond:expr, $($reason:tt)+) => {
@@ -79,6 +102,33 @@ macro_rules! ensure {
 /// Declares a test image: its `main` runs the named functions as test cases.
 /// `test_image!(deny_shutdown; a, b)` also has a Jailhouse cell refuse the
 /// hypervisor's shutdown requests while a case runs.
+///
+/// Each case is a `fn(&Boot) -> TestResult`, run once, in the order given,
+/// after the runtime has booted (as for [`crate::entry!`], which this macro
+/// uses: an image has one or the other). The image prints `test NAME ...
+/// ok` or `... FAILED: reason` per case, then `N passed, N failed`, and
+/// exits with 0 only if no case failed. A case that panics ends the image
+/// (status 101).
+///
+/// ```ignore
+/// // examples/my_tests.rs, with `required-features = ["image"]`
+/// #![no_std]
+/// #![no_main]
+///
+/// use tidepool::{Boot, TestResult, ensure};
+///
+/// tidepool::test_image!(has_ram, has_a_console);
+///
+/// fn has_ram(boot: &Boot) -> TestResult {
+///     ensure!(boot.platform.total_ram() > 0, "no RAM");
+///     Ok(())
+/// }
+///
+/// fn has_a_console(boot: &Boot) -> TestResult {
+///     ensure!(boot.platform.uart().is_some(), "no UART");
+///     Ok(())
+/// }
+/// ```
 #[macro_export]
 macro_rules! test_image {
     (deny_shutdown; $($case:ident),+ $(,)?) => {

@@ -34,7 +34,10 @@ pub enum InterruptError {
     /// The interrupt controller driver refused.
     Controller,
     /// No GICv3 redistributor frame serves this CPU (MPIDR affinity).
-    NoFrameForThisCpu { affinity: u32 },
+    NoFrameForThisCpu {
+        /// This CPU's affinity (Aff3.Aff2.Aff1.Aff0, as `GICR_TYPER[63:32]` has it).
+        affinity: u32,
+    },
     /// The device has no interrupt line (a PCI function without INTx
     /// routing in `interrupt-map`); poll it instead.
     NoLine,

@@ -3,6 +3,17 @@
 //! An image links this crate, declares its `main` with [`entry!`] and gets
 //! a validated [`platform::Platform`], a console, a heap and an identity
 //! map. See `docs/architecture.md` for how the pieces fit.
+//!
+//! Images are built for `aarch64-unknown-none` with the `image` feature
+//! (entry point, exception vectors, allocator, panic handler) and linked
+//! with the board's linker script, which this crate's build script supplies
+//! (`TIDEPOOL_BOARD`, default `qemu-virt`). Without the feature the crate
+//! builds for the host, where the unit tests and these docs' examples run.
+//!
+//! Where to start: [`entry!`] or [`test_image!`] and [`Boot`]; devices
+//! from `virtio::probe` (bare metal only), each bound to its restricted
+//! DMA pool ([`dma`], [`with_pool_hal!`]); shared host memory through
+//! [`hostmem`]; the exit statuses in [`exit`].
 
 #![cfg_attr(not(test), no_std)]
 
@@ -33,6 +44,27 @@ pub use alloc::format as __format;
 
 /// Declares the image's main function: `fn main(boot: &'static Boot) -> u32`,
 /// whose return value is the image's exit status.
+///
+/// The runtime calls it once, at EL1, after the boot has succeeded (see
+/// [`Boot`] for what that guarantees); when it returns, the image ends with
+/// its value as the status ([`exit::SUCCESS`], [`exit::FAILURE`], or any
+/// other). It need not return: [`exit::exit`] ends the image from anywhere.
+/// An image has exactly one `entry!` (or one [`test_image!`], which uses it).
+///
+/// ```ignore
+/// // examples/my_image.rs, with `required-features = ["image"]` in Cargo.toml
+/// #![no_std]
+/// #![no_main]
+///
+/// use tidepool::{Boot, println};
+///
+/// tidepool::entry!(main);
+///
+/// fn main(boot: &'static Boot) -> u32 {
+///     println!("{}", boot.platform); // what the device tree described
+///     tidepool::exit::SUCCESS
+/// }
+/// ```
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {

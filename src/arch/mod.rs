@@ -20,7 +20,7 @@
 //! | idling | [`halt`] |
 //! | privilege | [`privilege_level`] and the level images run at, [`RUNTIME_PRIVILEGE_LEVEL`] |
 //!
-//! Host builds get [`host`]'s stand-ins, so that generic code (and its unit
+//! Host builds get `arch::host`'s stand-ins, so that generic code (and its unit
 //! tests) compiles and runs unchanged.
 
 pub mod aarch64;

@@ -15,6 +15,30 @@ use super::{Direction, with_slot};
 /// a buffer over. Reaching an empty pool here anyway is a bug in the caller,
 /// and ends the image with a report rather than handing the device memory
 /// outside the pool.
+///
+/// A stock virtio-drivers driver on a probed device (`device.pool`,
+/// `device.transport`): its rings come from the pool, and every buffer it
+/// hands the device is bounced through the pool, so the device never sees
+/// other guest memory.
+///
+/// ```no_run
+/// use tidepool::dma::PoolId;
+/// use virtio_drivers::device::rng::VirtIORng;
+/// use virtio_drivers::transport::Transport;
+///
+/// /// Fills `buffer` from a virtio-rng device bound to `pool`; the bytes it got.
+/// fn entropy<T: Transport>(pool: PoolId, transport: T, buffer: &mut [u8]) -> Option<usize> {
+///     tidepool::with_pool_hal!(pool, |H| {
+///         // The queue's rings: `Hal::dma_alloc`, from the pool.
+///         let mut rng = VirtIORng::<H, T>::new(transport).ok()?;
+///         // Room for the bounce copy of `buffer`, so `Hal::share` cannot find the pool empty.
+///         pool.reserve(buffer.len()).ok()?;
+///         let got = rng.request_entropy(buffer).ok()?;
+///         // The used length comes from the device: clamp it.
+///         Some(got.min(buffer.len()))
+///     })
+/// }
+/// ```
 pub struct PoolHal<const SLOT: usize>;
 
 impl From<BufferDirection> for Direction {
@@ -130,7 +154,7 @@ mod tests {
         let memory = host_pool_memory(4);
         let pool = register(6, memory).unwrap();
         let mut request = *b"read sector 7";
-        // SAFETY (this and the calls below): live, exclusively borrowed
+        // SAFETY: here and in the calls below, live, exclusively borrowed
         // buffers, unshared with the address share returned for them.
         let paddr = unsafe { PoolHal::<6>::share(NonNull::from(&mut request[..]), BufferDirection::DriverToDevice) };
         assert_ne!(paddr, request.as_ptr() as u64, "the device must get a copy");

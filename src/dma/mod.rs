@@ -8,7 +8,7 @@
 //! (pools are never unregistered). [`PoolHal<SLOT>`] is the
 //! `virtio_drivers::Hal` of the device bound to slot `SLOT`. The Hal's
 //! functions are static, so the slot has to be part of the type: a device
-//! driver is `VirtIOBlk<PoolHal<2>, _>`, and [`with_pool_hal!`] turns a
+//! driver is `VirtIOBlk<PoolHal<2>, _>`, and [`with_pool_hal!`](crate::with_pool_hal!) turns a
 //! [`PoolId`] into that type.
 //!
 //! How many slots there are is decided once, by the list given to `slots!`
@@ -32,7 +32,7 @@ use crate::platform::Range;
 /// one list of names.
 macro_rules! slots {
     ($($slot:ident),+ $(,)?) => {
-        /// A pool slot, as [`with_pool_hal!`] matches on it. Images name
+        /// A pool slot, as [`with_pool_hal!`](crate::with_pool_hal!) matches on it. Images name
         /// pools by [`PoolId`]; this is public only because the macro
         /// expands in images. Slot `Sn` is slot number `n`.
         #[doc(hidden)]
@@ -54,7 +54,7 @@ macro_rules! slots {
 slots!(S0, S1, S2, S3, S4, S5, S6, S7);
 
 /// How many pools the runtime can manage at once: the registry's slots and
-/// the Hal dispatch of [`with_pool_hal!`].
+/// the Hal dispatch of [`with_pool_hal!`](crate::with_pool_hal!).
 pub const MAX_POOLS: usize = Slot::ALL.len();
 
 // The platform keeps one pool entry per slot (boot registers pool `n` in
@@ -73,7 +73,7 @@ impl Slot {
 }
 
 /// A registered pool. Pools are never unregistered, so a `PoolId` always
-/// names a live pool: [`with_pool`] cannot fail, and [`with_pool_hal!`]
+/// names a live pool: [`with_pool`] cannot fail, and [`with_pool_hal!`](crate::with_pool_hal!)
 /// always has a Hal for it.
 ///
 /// Only registration ([`register`], [`register_private_pool`]) and probing
@@ -112,7 +112,7 @@ impl PoolId {
         self.slot.index()
     }
 
-    /// For [`with_pool_hal!`] only.
+    /// For [`with_pool_hal!`](crate::with_pool_hal!) only.
     #[doc(hidden)]
     pub fn __slot(self) -> Slot {
         self.slot
@@ -181,6 +181,8 @@ pub enum SlotError {
     Empty(usize),
     /// A pool is registered there already.
     Occupied(usize),
+    /// The pool was refused: a range that is empty or not page aligned, a
+    /// private pool of a bad size, or no heap memory for one.
     Pool(DmaError),
 }
 
@@ -225,7 +227,7 @@ pub fn register(index: usize, range: Range) -> Result<PoolId, SlotError> {
 
 /// Carves a pool of `bytes` (a power of two, at least a page) out of
 /// private RAM and registers it in slot `index`, for
-/// [`crate::virtio::probe::DmaPolicy::Unrestricted`]: on a tree that declares
+/// `virtio::probe::DmaPolicy::Unrestricted`: on a tree that declares
 /// no restricted-dma-pool, devices still get memory of their own rather
 /// than the general heap. The memory is never returned.
 pub fn register_private_pool(index: usize, bytes: usize) -> Result<PoolId, SlotError> {
@@ -316,6 +318,12 @@ pub fn log_stats() {
 
 /// Evaluates `$body` with `$hal` bound to the [`PoolHal`] of `$pool` (a
 /// [`PoolId`]), and returns its value.
+///
+/// This is how an image names the Hal of a device's pool: the slot is in
+/// the Hal's type, and `$pool` is only known at run time. `$body` is
+/// expanded once per slot (each with its own `$hal`), so it must have the
+/// same type in every expansion; `?` and `return` in it act on the
+/// enclosing function. See [`PoolHal`] for a driver run this way.
 ///
 /// Every slot has an arm: the match below is on [`Slot`] and has no
 /// wildcard, so a slot added to `slots!` without an arm here does not

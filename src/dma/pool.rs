@@ -21,14 +21,26 @@ use crate::platform::Range;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DmaError {
     /// Not enough contiguous free pages.
-    Exhausted { pool: Range, requested_pages: usize, free_pages: usize },
+    Exhausted {
+        /// The pool's range.
+        pool: Range,
+        /// Pages asked for.
+        requested_pages: usize,
+        /// Pages free (perhaps not contiguous).
+        free_pages: usize,
+    },
     /// Zero pages or bytes were asked for.
     ZeroSize,
     /// The pool's base or size is not page aligned, or it is empty.
     BadPoolRange(Range),
     /// A free of something that is not a live allocation (double free, or an
     /// address from elsewhere).
-    NotAllocated { address: u64, pages: usize },
+    NotAllocated {
+        /// The address given.
+        address: u64,
+        /// The page count given.
+        pages: usize,
+    },
 }
 
 impl fmt::Display for DmaError {
@@ -54,9 +66,14 @@ impl fmt::Display for DmaError {
 /// Counters an image can read, and the runtime logs at exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
+    /// Bytes of pages allocated now, as the buddy allocator takes them
+    /// (each allocation rounded up to a power of two pages).
     pub bytes_in_use: u64,
+    /// The most `bytes_in_use` has been.
     pub high_water_bytes: u64,
+    /// Allocations that succeeded.
     pub allocations: u64,
+    /// Allocations refused for want of contiguous free pages.
     pub failed_allocations: u64,
     /// Buffers bounced through the pool (share calls).
     pub bounces: u64,
@@ -67,8 +84,11 @@ pub struct PoolStats {
 /// A bounce buffer's direction, as virtio-drivers names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
+    /// The device reads the buffer: copied into the pool before.
     DriverToDevice,
+    /// The device writes the buffer: starts zeroed, copied out after.
     DeviceToDriver,
+    /// Both: copied in before and out after.
     Both,
 }
 
@@ -115,14 +135,17 @@ impl Pool {
         })
     }
 
+    /// The memory the pool hands out.
     pub fn range(&self) -> Range {
         self.range
     }
 
+    /// The pool's counters so far.
     pub fn stats(&self) -> PoolStats {
         self.stats
     }
 
+    /// Pages not allocated (reservations count as allocated).
     pub fn free_pages(&self) -> usize {
         self.free_pages
     }

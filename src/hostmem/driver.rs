@@ -117,10 +117,15 @@ impl Subdevice {
 /// A sub-device as the device describes it, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubdeviceInfo {
+    /// Its index (what [`Subdevice`] holds).
     pub index: u32,
+    /// Who defines the sub-device's protocol.
     pub vendor_id: u32,
+    /// The sub-device type, within the vendor's.
     pub device_id: u32,
+    /// The protocol revision the device implements.
     pub revision: u32,
+    /// The shared memory region id of its region.
     pub shmid: u32,
     /// Guest-physical range of its region.
     pub region: Range,
@@ -163,6 +168,7 @@ impl Instance {
         self.id
     }
 
+    /// The sub-device it is an instance of.
     pub fn subdevice(&self) -> Subdevice {
         self.subdevice
     }
@@ -180,6 +186,7 @@ pub struct Notification {
     pub opcode: u32,
     /// The data's range in the region (checked before sending).
     pub offset: u64,
+    /// The data's length in bytes.
     pub size: u64,
     /// Sub-device-specific.
     pub metadata: [u8; METADATA_SIZE],
@@ -544,6 +551,8 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
             .ok_or(HostmemError::NoSuchSubdevice { vendor_id, device_id })
     }
 
+    /// What the device said about `subdevice`; [`HostmemError::UnknownSubdevice`]
+    /// for a handle of another device.
     pub fn subdevice_info(&self, subdevice: Subdevice) -> Result<&SubdeviceInfo, HostmemError> {
         self.subdevices.get(subdevice.0 as usize).ok_or(HostmemError::UnknownSubdevice(subdevice.0))
     }

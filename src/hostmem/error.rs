@@ -45,20 +45,52 @@ pub enum RegionReason {
     /// `region_len` is zero.
     Empty,
     /// Base or length not a multiple of 4096.
-    Misaligned { base: u64, len: u64 },
+    Misaligned {
+        /// `region_base` as published.
+        base: u64,
+        /// `region_len` as published.
+        len: u64,
+    },
     /// `region_base + region_len` does not fit in 64 bits.
-    Wraps { base: u64, len: u64 },
+    Wraps {
+        /// `region_base` as published.
+        base: u64,
+        /// `region_len` as published.
+        len: u64,
+    },
     /// The region overlaps memory the guest owns.
-    OverlapsOwned { owned: OwnedKind, range: Range },
+    OverlapsOwned {
+        /// What the guest owns there.
+        owned: OwnedKind,
+        /// The owned range the region overlaps.
+        range: Range,
+    },
     /// The region overlaps the region with this shmid.
-    OverlapsRegion { other_shmid: u32 },
+    OverlapsRegion {
+        /// The shmid of the region it overlaps.
+        other_shmid: u32,
+    },
     /// The transport's shared memory registers publish this shmid with a
     /// different range than config space.
-    ShmMismatch { base: u64, len: u64, shm_base: u64, shm_len: u64 },
+    ShmMismatch {
+        /// `region_base` in config space.
+        base: u64,
+        /// `region_len` in config space.
+        len: u64,
+        /// The base the transport's registers give.
+        shm_base: u64,
+        /// The length the transport's registers give.
+        shm_len: u64,
+    },
     /// The transport's shared memory registers for this shmid are invalid.
     ShmInvalid(MmioError),
     /// The region ends beyond what the runtime's page table can map.
-    BeyondAddressSpace { end: u64, limit: u64 },
+    BeyondAddressSpace {
+        /// First address after the region.
+        end: u64,
+        /// First address the page tables cannot map.
+        limit: u64,
+    },
 }
 
 impl fmt::Display for RegionReason {
@@ -113,11 +145,19 @@ impl fmt::Display for UsedReason {
 #[derive(Debug)]
 pub enum HostmemError {
     /// The device id is not the one configured in [`super::Options`].
-    WrongDeviceId { expected: u32, found: u32 },
+    WrongDeviceId {
+        /// The id the driver was configured for.
+        expected: u32,
+        /// The transport's device id.
+        found: u32,
+    },
     /// Config space does not start with the hostmem magic: another device
     /// type with the same id (21 is also the Signal Distribution Module).
     /// The device was left untouched.
-    NotHostmem { magic: u32 },
+    NotHostmem {
+        /// The first config word read.
+        magic: u32,
+    },
     /// A config layout version this driver does not implement. The device
     /// was left untouched.
     UnsupportedVersion(u16),
@@ -130,71 +170,174 @@ pub enum HostmemError {
     /// Config space changed between the reads before and after FEATURES_OK.
     ConfigChanged,
     /// A region the device publishes is not acceptable.
-    BadRegion { shmid: u32, reason: RegionReason },
+    BadRegion {
+        /// The region's shmid.
+        shmid: u32,
+        /// What is wrong with it.
+        reason: RegionReason,
+    },
     /// More sub-devices than [`super::Options::max_subdevices`].
-    TooManySubdevices { num_subdevices: u32, limit: u32 },
+    TooManySubdevices {
+        /// `num_subdevices` from config space.
+        num_subdevices: u32,
+        /// The configured limit.
+        limit: u32,
+    },
     /// A virtqueue could not be set up.
-    Queue { queue: u16, error: virtio_drivers::Error },
+    Queue {
+        /// The queue index.
+        queue: u16,
+        /// What virtio-drivers reported.
+        error: virtio_drivers::Error,
+    },
     /// The device's used ring is inconsistent with what the driver made
     /// available.
-    BadUsed { queue: u16, reason: UsedReason },
+    BadUsed {
+        /// The queue index.
+        queue: u16,
+        /// What the device did wrong.
+        reason: UsedReason,
+    },
     /// The DMA pool is too small for what the driver needs.
-    PoolExhausted { pool: PoolId, needed_pages: usize, free_pages: usize },
+    PoolExhausted {
+        /// The device's pool.
+        pool: PoolId,
+        /// Pages the operation needs.
+        needed_pages: usize,
+        /// Pages the pool has free.
+        free_pages: usize,
+    },
     /// The DMA pool refused an operation.
-    Pool { pool: PoolId, error: DmaError },
+    Pool {
+        /// The device's pool.
+        pool: PoolId,
+        /// What the pool reported.
+        error: DmaError,
+    },
     /// The rings did not come from the device's pool: `H` is not that
     /// pool's Hal (`with_pool_hal!(pool, |H| ...)`), so the driver's pool
     /// reservations would not cover its buffers.
-    HalNotOfPool { pool: PoolId },
+    HalNotOfPool {
+        /// The device's pool.
+        pool: PoolId,
+    },
     /// The device's interrupt could not be bound.
     Interrupt(InterruptError),
     /// A region could not be added to the page table.
-    Map { shmid: u32, error: crate::arch::mmu::MmuError },
+    Map {
+        /// The region's shmid.
+        shmid: u32,
+        /// What the MMU code reported.
+        error: crate::arch::mmu::MmuError,
+    },
     /// Nothing happened within the timeout.
-    Timeout { what: &'static str },
+    Timeout {
+        /// What was waited for, for the message ("an event", ...).
+        what: &'static str,
+    },
     /// The previous config-queue request is still with the device (it timed
     /// out); the queue takes one request at a time.
     ConfigQueueBusy,
     /// The device answered a config-queue request with a failure status.
-    Refused { opcode: Opcode, status: Status },
+    Refused {
+        /// The request's opcode.
+        opcode: Opcode,
+        /// The status the device answered.
+        status: Status,
+    },
     /// The device's answer to a config-queue request is malformed.
-    BadResponse { opcode: Opcode, error: WireError },
+    BadResponse {
+        /// The request's opcode.
+        opcode: Opcode,
+        /// What is wrong with the response.
+        error: WireError,
+    },
     /// An event from the device is malformed or names something the driver
     /// does not know. The event buffer was given back to the device.
     BadEvent(WireError),
     /// The device wrote a completion word value it cannot have written: a
     /// `seq` that was never sent, or one below an earlier value.
-    BadCompletionWord { instance_id: u32, value: u64, last_seen: u64, last_sent: u64 },
+    BadCompletionWord {
+        /// The instance.
+        instance_id: u32,
+        /// The value read.
+        value: u64,
+        /// The last value read before.
+        last_seen: u64,
+        /// The last `seq` the driver sent.
+        last_sent: u64,
+    },
     /// The device reported an ERROR event for the notification waited on.
-    NotificationFailed { instance_id: u32, seq: u64, status: Status },
+    NotificationFailed {
+        /// The instance.
+        instance_id: u32,
+        /// The notification's `seq`.
+        seq: u64,
+        /// The status the event carries.
+        status: Status,
+    },
     /// The device reported INSTANCE_LOST for the instance; destroy it.
-    InstanceLost { instance_id: u32, status: Status },
+    InstanceLost {
+        /// The instance.
+        instance_id: u32,
+        /// The status the event carries.
+        status: Status,
+    },
     /// No sub-device with this vendor and device id.
-    NoSuchSubdevice { vendor_id: u32, device_id: u32 },
+    NoSuchSubdevice {
+        /// The vendor id asked for.
+        vendor_id: u32,
+        /// The device id asked for.
+        device_id: u32,
+    },
     /// The sub-device handle does not belong to this device.
     UnknownSubdevice(u32),
     /// The instance handle does not belong to a live instance of this
     /// driver.
-    StaleInstance { instance_id: u32 },
+    StaleInstance {
+        /// The handle's instance id.
+        instance_id: u32,
+    },
     /// The device created an instance whose notification queue the driver
     /// did not set up (a device must not do that, docs/hostmem.md §4.1).
-    NotifyQueueNotSetUp { instance_id: u32, queues: u32 },
+    NotifyQueueNotSetUp {
+        /// The instance the device created.
+        instance_id: u32,
+        /// How many notification queues the driver set up.
+        queues: u32,
+    },
     /// An offset/size in a region is out of bounds (checked before any
     /// access or message).
     Range(WireError),
     /// A write would hit the completion word of a live instance, which only
     /// the device writes.
-    CompletionWordWrite { offset: u64 },
+    CompletionWordWrite {
+        /// Offset of the write in the region.
+        offset: u64,
+    },
     /// A completion word was requested but VIRTIO_HOSTMEM_F_COMPLETION_WORD
     /// was not negotiated.
     CompletionWordUnsupported,
     /// The instance has no completion word to wait on.
-    NoCompletionWord { instance_id: u32 },
+    NoCompletionWord {
+        /// The instance.
+        instance_id: u32,
+    },
     /// A `seq` that was never sent on this instance.
-    SeqNotSent { instance_id: u32, seq: u64, last_sent: u64 },
+    SeqNotSent {
+        /// The instance.
+        instance_id: u32,
+        /// The `seq` asked about.
+        seq: u64,
+        /// The last `seq` sent on the instance.
+        last_sent: u64,
+    },
     /// The instance's notification queue has no free descriptor; wait for
     /// completions and retry.
-    QueueFull { queue: u16 },
+    QueueFull {
+        /// The queue index.
+        queue: u16,
+    },
 }
 
 impl fmt::Display for HostmemError {

@@ -2,25 +2,59 @@
 //! shared with the guest in fixed regions, with small control messages on
 //! virtqueues.
 //!
+//! The main calls, in an image (bare metal only: `Hostmem::new` exists on
+//! the target; `examples/hostmem_echo.rs` is the complete program):
+//!
 //! ```ignore
 //! use core::time::Duration;
-//! use tidepool::hostmem::{Hostmem, Notification, Options};
+//! use hostmem_wire::echo;
+//! use tidepool::Boot;
+//! use tidepool::hostmem::{EventKind, Hostmem, HostmemError, Notification, Options};
+//! use tidepool::virtio::probe::{self, Device, DmaPolicy};
+//! use virtio_drivers::Hal;
 //!
-//! fn run<H: virtio_drivers::Hal>(device: Device, boot: &Boot) -> Result<(), HostmemError> {
+//! const TIMEOUT: Duration = Duration::from_secs(1);
+//!
+//! fn echo_once<H: Hal>(device: Device, boot: &Boot) -> Result<(), HostmemError> {
+//!     // Probe: check config space, set up the queues in the pool, map the regions.
 //!     let mut hostmem = Hostmem::<H>::new(device, boot, Options::default())?;
 //!     let sub = hostmem.find_subdevice(echo::VENDOR_ID, echo::DEVICE_ID)?;
-//!     let instance = hostmem.create_instance(sub, Some(0))?; // completion word at offset 0
+//!     // An instance whose completion word is at offset 0 of the region.
+//!     let instance = hostmem.create_instance(sub, Some(0))?;
+//!     // The payload goes into the shared region itself: the transport copies none of it.
 //!     hostmem.region(sub)?.write(4096, b"hello")?;
-//!     let seq = hostmem.notify(&instance, Notification { opcode: 1, offset: 4096, size: 5,
-//!         metadata: echo::CopyMeta::new(8192).to_metadata(), want_event: true })?;
-//!     hostmem.wait_completion(&instance, seq, Duration::from_secs(1))?;
-//!     let event = hostmem.wait_event(Duration::from_secs(1))?;
+//!     let seq = hostmem.notify(&instance, Notification {
+//!         opcode: echo::Op::Copy.into(),
+//!         offset: 4096,
+//!         size: 5,
+//!         metadata: echo::CopyMeta::new(8192).to_metadata(),
+//!         want_event: true,
+//!     })?;
+//!     // Either poll the completion word in memory (no exit, no interrupt) ...
+//!     hostmem.wait_completion(&instance, seq, TIMEOUT)?;
+//!     // ... or wait for the COMPLETION event (interrupt-driven when bound).
+//!     let event = hostmem.wait_event(TIMEOUT)?;
+//!     assert!(event.kind == EventKind::Completion && event.seq == seq);
+//!     let mut echoed = [0; 5];
+//!     hostmem.region(sub)?.read(8192, &mut echoed)?;
 //!     hostmem.destroy_instance(instance)?;
-//!     println!("{}", hostmem.counters());
+//!     tidepool::println!("{}", hostmem.counters());
 //!     Ok(())
 //! }
-//! // The device's pool handle picks its Hal at run time:
-//! tidepool::with_pool_hal!(device.pool, |H| run::<H>(device, boot))?;
+//!
+//! fn main(boot: &'static Boot) -> u32 {
+//!     let id = hostmem_wire::DEVICE_ID_DEFAULT;
+//!     let Some(device) = probe::find(boot, DmaPolicy::Strict, id) else { return tidepool::exit::FAILURE };
+//!     // The device's pool handle names the Hal its rings and messages come from.
+//!     let pool = device.pool;
+//!     match tidepool::with_pool_hal!(pool, |H| echo_once::<H>(device, boot)) {
+//!         Ok(()) => tidepool::exit::SUCCESS,
+//!         Err(error) => {
+//!             tidepool::println!("hostmem: {error}");
+//!             tidepool::exit::FAILURE
+//!         }
+//!     }
+//! }
 //! ```
 //!
 //! # The host is untrusted

@@ -223,6 +223,7 @@ pub enum EventKind {
 pub struct Event {
     /// The instance it concerns (live when the event was read).
     pub instance_id: u32,
+    /// What happened.
     pub kind: EventKind,
     /// The notification it answers (INSTANCE_LOST: the last completed one,
     /// 0 if none; ERROR: 0 if the device could not read the notification).

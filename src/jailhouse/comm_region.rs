@@ -51,6 +51,7 @@ pub const COMM_REGION_BYTES: usize = 0x64;
 /// The region's page.
 pub const COMM_REGION_PAGE: u64 = 0x1000;
 
+/// The region's first six bytes.
 pub const SIGNATURE: [u8; 6] = *b"JHCOMM";
 /// The ABI revision this runtime speaks (Jailhouse's
 /// `COMM_REGION_ABI_REVISION`).
@@ -58,32 +59,50 @@ pub const ABI_REVISION: u16 = 2;
 
 /// Field offsets, for the runtime's writes and for tests.
 pub mod offset {
+    /// `revision` (u16).
     pub const REVISION: usize = 0x06;
+    /// `cell_state` (u32): the cell's state, which the cell writes at its end.
     pub const CELL_STATE: usize = 0x08;
+    /// `msg_to_cell` (u32): the hypervisor's message.
     pub const MSG_TO_CELL: usize = 0x0c;
+    /// `reply_from_cell` (u32): the cell's answer.
     pub const REPLY_FROM_CELL: usize = 0x10;
+    /// `flags` (u32).
     pub const FLAGS: usize = 0x14;
+    /// `console.address` (u64).
     pub const CONSOLE_ADDRESS: usize = 0x18;
+    /// `console.size` (u32).
     pub const CONSOLE_SIZE: usize = 0x20;
+    /// `console.type` (u16).
     pub const CONSOLE_TYPE: usize = 0x24;
+    /// `console.flags` (u16).
     pub const CONSOLE_FLAGS: usize = 0x26;
+    /// `console.divider` (u32).
     pub const CONSOLE_DIVIDER: usize = 0x28;
+    /// `pci_mmconfig_base` (u64).
     pub const PCI_MMCONFIG_BASE: usize = 0x38;
+    /// `gic_version` (u8).
     pub const GIC_VERSION: usize = 0x40;
+    /// `gicd_base` (u64).
     pub const GICD_BASE: usize = 0x48;
+    /// `gicc_base` (u64).
     pub const GICC_BASE: usize = 0x50;
+    /// `gicr_base` (u64).
     pub const GICR_BASE: usize = 0x58;
+    /// `vpci_irq_base` (u32).
     pub const VPCI_IRQ_BASE: usize = 0x60;
 }
 
 /// `flags` bit 0: the cell may use the debug-console hypercall.
 pub const FLAG_DEBUG_PUTC_PERMITTED: u32 = 1 << 0;
 
-/// Console types (`JAILHOUSE_CON_TYPE_*`).
+/// Console type (`JAILHOUSE_CON_TYPE_*`): no console.
 pub const CONSOLE_NONE: u16 = 0;
+/// An 8250-compatible UART (not driven by the runtime).
 pub const CONSOLE_8250: u16 = 2;
+/// A PL011.
 pub const CONSOLE_PL011: u16 = 3;
-/// Console flags.
+/// Console flag: the UART's registers are memory-mapped.
 pub const CONSOLE_MMIO: u16 = 1 << 0;
 
 /// SPI numbers a GIC has (INTIDs 32..1020).
@@ -97,9 +116,15 @@ const INTX_PINS: u32 = 4;
 pub enum AbiMismatch {
     /// The page does not start with "JHCOMM" (not a comm region, or the
     /// board names the wrong address).
-    Signature { found: [u8; 6] },
+    Signature {
+        /// The first six bytes of the page.
+        found: [u8; 6],
+    },
     /// A revision this runtime does not speak.
-    Revision { found: u16 },
+    Revision {
+        /// The revision the region gives.
+        found: u16,
+    },
 }
 
 impl core::fmt::Display for AbiMismatch {
@@ -119,17 +144,29 @@ impl core::fmt::Display for AbiMismatch {
 /// change the page at any time, so validation and use read this copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommRegion {
+    /// `flags`: see [`FLAG_DEBUG_PUTC_PERMITTED`].
     pub flags: u32,
+    /// `console.address`: the UART's registers.
     pub console_address: u64,
+    /// `console.size`: bytes of the UART's window.
     pub console_size: u32,
+    /// `console.type`: one of the `CONSOLE_*` types.
     pub console_type: u16,
+    /// `console.flags`: see [`CONSOLE_MMIO`].
     pub console_flags: u16,
+    /// `console.divider`: 0 when the UART is set up and shared.
     pub console_divider: u32,
+    /// `pci_mmconfig_base`: the vPCI host bridge's ECAM window, 0 for none.
     pub pci_mmconfig_base: u64,
+    /// `gic_version`: 2 or 3.
     pub gic_version: u8,
+    /// `gicd_base`: the GIC distributor.
     pub gicd_base: u64,
+    /// `gicc_base`: the GICv2 CPU interface (0 for GICv3).
     pub gicc_base: u64,
+    /// `gicr_base`: the GICv3 redistributors.
     pub gicr_base: u64,
+    /// `vpci_irq_base`: the SPI number (INTID - 32) of the vPCI's INTA.
     pub vpci_irq_base: u32,
 }
 

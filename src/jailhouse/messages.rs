@@ -10,18 +10,27 @@ use super::comm_region::{COMM_REGION_BYTES, offset};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum CellState {
+    /// 0: running.
     Running = 0,
+    /// 1: running, and the cell has locked the configuration (no cell can be
+    /// created or destroyed meanwhile).
     RunningLocked = 1,
+    /// 2: shut down (the cell ended normally).
     ShutDown = 2,
+    /// 3: failed.
     Failed = 3,
+    /// 4: failed, because the comm region's ABI revision is not the cell's.
     FailedCommRevision = 4,
 }
 
 /// A message from the hypervisor (`msg_to_cell`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message {
+    /// 1: the hypervisor asks the cell to shut down.
     ShutdownRequest,
+    /// 2: a reconfiguration of the system has completed.
     ReconfigCompleted,
+    /// A value the cell does not know.
     Unknown(u32),
 }
 
@@ -29,9 +38,13 @@ pub enum Message {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Reply {
+    /// 1: the message was not understood.
     Unknown = 1,
+    /// 2: shutdown denied.
     Denied = 2,
+    /// 3: shutdown approved.
     Approved = 3,
+    /// 4: the message was received.
     Received = 4,
 }
 

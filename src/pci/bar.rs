@@ -17,18 +17,25 @@ use crate::platform::{PciWindow, SpaceCode};
 /// BARs of a type 0 header.
 pub const BAR_COUNT: usize = 6;
 
+/// What a BAR decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BarKind {
+    /// I/O space (sized, never assigned).
     Io,
+    /// 32-bit memory space.
     Memory32,
+    /// 64-bit memory space (takes two slots).
     Memory64,
 }
 
 /// One implemented BAR, sized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bar {
+    /// The BAR's slot, 0..=5 (the low slot of a 64-bit BAR).
     pub index: u8,
+    /// What it decodes.
     pub kind: BarKind,
+    /// The prefetchable bit.
     pub prefetchable: bool,
     /// Power of two.
     pub size: u64,
@@ -137,6 +144,7 @@ pub struct BarAllocator {
 }
 
 impl BarAllocator {
+    /// An allocator over `windows`' memory windows (I/O windows are dropped), nothing taken yet.
     pub fn new(windows: impl IntoIterator<Item = PciWindow>) -> Self {
         let windows = windows.into_iter().filter(|window| window.space != SpaceCode::Io).collect();
         Self { windows, taken: Vec::new() }

@@ -17,11 +17,17 @@ pub const VENDOR_SPECIFIC: u8 = 0x09;
 
 /// virtio_pci_cap.cfg_type values (virtio 1.2 §4.1.4).
 pub mod cfg_type {
+    /// Common configuration.
     pub const COMMON: u8 = 1;
+    /// Notifications.
     pub const NOTIFY: u8 = 2;
+    /// ISR status.
     pub const ISR: u8 = 3;
+    /// Device-specific configuration.
     pub const DEVICE: u8 = 4;
+    /// PCI configuration access (ignored by the runtime).
     pub const PCI_CFG: u8 = 5;
+    /// A shared memory region.
     pub const SHARED_MEMORY: u8 = 8;
 }
 
@@ -61,8 +67,11 @@ pub fn capabilities(config: &dyn ConfigSpace, bdf: Bdf) -> Result<ArrayVec<(u8, 
 /// A structure inside a BAR: `bar`, `offset..offset + length`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BarSlice {
+    /// The BAR.
     pub bar: u8,
+    /// Offset of the structure in the BAR.
     pub offset: u64,
+    /// Length of the structure in bytes.
     pub length: u64,
 }
 
@@ -79,18 +88,27 @@ impl BarSlice {
 /// A shared memory region (cfg_type 8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SharedMemoryCap {
+    /// The region's shmid.
     pub id: u8,
+    /// Where it is.
     pub slice: BarSlice,
 }
 
 /// The virtio structures of a modern virtio-pci function, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtioCaps {
+    /// Common configuration (at least [`COMMON_CFG_MIN`] bytes).
     pub common: BarSlice,
+    /// Notification structure.
     pub notify: BarSlice,
+    /// `notify_off_multiplier`: a queue's notify address is `notify.offset + queue_notify_off *
+    /// multiplier`.
     pub notify_off_multiplier: u32,
+    /// ISR status byte.
     pub isr: BarSlice,
+    /// Device-specific configuration, if the device has one.
     pub device: Option<BarSlice>,
+    /// Shared memory regions, in capability order.
     pub shared_memory: ArrayVec<SharedMemoryCap, MAX_SHARED_MEMORY>,
 }
 

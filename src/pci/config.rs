@@ -15,21 +15,34 @@ use crate::platform::ConfigMechanism;
 
 /// Header offsets (type 0 header, PCI 3.0 §6.1).
 pub mod header {
+    /// Vendor id (16 bits).
     pub const VENDOR_ID: u16 = 0x00;
+    /// Device id (16 bits).
     pub const DEVICE_ID: u16 = 0x02;
+    /// Command register (16 bits): see the `COMMAND_*` bits.
     pub const COMMAND: u16 = 0x04;
+    /// Status register (16 bits).
     pub const STATUS: u16 = 0x06;
+    /// Revision id (byte 0) and class code (bytes 1..4).
     pub const REVISION_CLASS: u16 = 0x08;
+    /// Header type (8 bits): see [`MULTI_FUNCTION`].
     pub const HEADER_TYPE: u16 = 0x0e;
+    /// First of the six BARs, 4 bytes apart.
     pub const BAR0: u16 = 0x10;
+    /// Subsystem vendor id (16 bits), then subsystem id.
     pub const SUBSYSTEM: u16 = 0x2c;
+    /// Capabilities pointer (8 bits), valid when [`STATUS_CAPABILITIES`] is set.
     pub const CAPABILITIES: u16 = 0x34;
+    /// Interrupt pin (8 bits): 1..=4 for INTA..INTD, 0 for none.
     pub const INTERRUPT_PIN: u16 = 0x3d;
 
-    /// COMMAND bits.
+    /// COMMAND: I/O space decoding.
     pub const COMMAND_IO: u16 = 1 << 0;
+    /// COMMAND: memory space decoding.
     pub const COMMAND_MEMORY: u16 = 1 << 1;
+    /// COMMAND: bus mastering (the function may do DMA).
     pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
+    /// COMMAND: INTx disabled.
     pub const COMMAND_INTX_DISABLE: u16 = 1 << 10;
     /// STATUS: the capability list is present.
     pub const STATUS_CAPABILITIES: u16 = 1 << 4;
@@ -51,14 +64,17 @@ impl Bdf {
         (device < 32 && function < 8).then_some(Self { bus, device, function })
     }
 
+    /// The bus number.
     pub fn bus(self) -> u8 {
         self.bus
     }
 
+    /// The device number, 0..32.
     pub fn device(self) -> u8 {
         self.device
     }
 
+    /// The function number, 0..8.
     pub fn function(self) -> u8 {
         self.function
     }
@@ -81,7 +97,9 @@ pub trait ConfigSpace {
     fn function_size(&self) -> u16;
     /// Whether `bdf` is addressable at all (inside the bridge's bus range).
     fn reaches(&self, bdf: Bdf) -> bool;
+    /// One aligned 32-bit load (all ones where nothing answers).
     fn read32(&self, bdf: Bdf, offset: u16) -> u32;
+    /// One aligned 32-bit store (ignored where nothing answers).
     fn write32(&mut self, bdf: Bdf, offset: u16, value: u32);
     /// One 16-bit store (the command register must not be written with its
     /// status neighbour, whose bits are write-one-to-clear).

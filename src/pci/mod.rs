@@ -35,88 +35,123 @@ use crate::platform::Range;
 pub enum PciErrorKind {
     /// A 64-bit BAR in slot 5: its upper half would be outside the header.
     Bar64InLastSlot {
+        /// The BAR's slot, 0..=5.
         index: u8,
     },
     /// Memory BAR type 3 (reserved).
     BarReservedType {
+        /// The BAR's slot.
         index: u8,
+        /// The BAR's value as read.
         value: u32,
     },
     /// The writable bits of a BAR do not describe a power-of-two size.
     BarNotPowerOfTwo {
+        /// The BAR's slot.
         index: u8,
+        /// The size mask read back after writing all ones.
         mask: u64,
     },
     /// No usable window of the bridge has room for the BAR.
     BarDoesNotFit {
+        /// The BAR's slot.
         index: u8,
+        /// The BAR's size in bytes.
         size: u64,
     },
     /// A BAR that arrived assigned is outside every window of its type.
     BarOutsideWindows {
+        /// The BAR's slot.
         index: u8,
+        /// The PCI address it holds.
         pci_address: u64,
     },
     /// A BAR that arrived assigned is not aligned to its size.
     BarMisaligned {
+        /// The BAR's slot.
         index: u8,
+        /// The PCI address it holds.
         pci_address: u64,
     },
     /// A BAR that arrived assigned overlaps another BAR.
     BarOverlap {
+        /// The BAR's slot.
         index: u8,
+        /// Its CPU address range.
         range: Range,
+        /// The CPU address range of the BAR it overlaps.
         other: Range,
     },
     /// A BAR no longer decodes the address the runtime gave it.
     BarChanged {
+        /// The BAR's slot.
         index: u8,
+        /// The PCI address it was given.
         expected: u64,
+        /// The PCI address it decodes now.
         found: u64,
     },
     /// A capability pointer below 0x40 or not dword-aligned.
     BadCapabilityPointer {
+        /// Config space offset of the pointer's target.
         pointer: u8,
     },
     /// The capability list visits the same capability twice.
     CapabilityLoop {
+        /// Config space offset of the capability met again.
         pointer: u8,
     },
     /// A virtio capability too short for its type, or running past 0x100.
     BadCapabilityLength {
+        /// Config space offset of the capability.
         pointer: u8,
+        /// Its `cap_len`.
         cap_len: u8,
     },
     /// A virtio capability naming a BAR that is absent or I/O.
     CapabilityBadBar {
+        /// The capability's `cfg_type`.
         cfg_type: u8,
+        /// The BAR it names.
         bar: u8,
     },
     /// A virtio structure outside its BAR (or empty).
     CapabilityOutsideBar {
+        /// The capability's `cfg_type`.
         cfg_type: u8,
+        /// The BAR it names.
         bar: u8,
+        /// The structure's offset in the BAR.
         offset: u64,
+        /// The structure's length.
         length: u64,
+        /// The BAR's size.
         bar_size: u64,
     },
     /// A virtio structure smaller than its layout.
     CapabilityTooSmall {
+        /// The capability's `cfg_type`.
         cfg_type: u8,
+        /// The structure's length.
         length: u64,
     },
     /// Two virtio structures over the same bytes.
     CapabilitiesOverlap {
+        /// The `cfg_type` of one structure.
         cfg_type: u8,
+        /// The `cfg_type` of the other.
         other: u8,
     },
     /// A required virtio structure is missing.
     MissingCapability {
+        /// The `cfg_type` that is missing.
         cfg_type: u8,
     },
+    /// More shared memory capabilities than the runtime keeps ([`caps::MAX_SHARED_MEMORY`]).
     TooManySharedMemoryRegions,
     /// A header type the runtime does not configure (bridges).
     UnsupportedHeaderType {
+        /// The header type, without the multi-function bit.
         header_type: u8,
     },
 }
@@ -124,7 +159,9 @@ pub enum PciErrorKind {
 /// A problem of function `bdf`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciError {
+    /// The function.
     pub bdf: Bdf,
+    /// What was wrong.
     pub kind: PciErrorKind,
 }
 
@@ -183,11 +220,15 @@ impl core::error::Error for PciError {}
 /// A present function, as its header describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Function {
+    /// Bus, device and function.
     pub bdf: Bdf,
+    /// Vendor id (never 0 or 0xffff: those mean absent).
     pub vendor_id: u16,
+    /// Device id.
     pub device_id: u16,
     /// Class code (base, sub, programming interface) and revision.
     pub class_revision: u32,
+    /// Header type, multi-function bit (0x80) included.
     pub header_type: u8,
     /// INTx pin 1..=4, 0 for none.
     pub interrupt_pin: u8,

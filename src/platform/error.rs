@@ -72,12 +72,18 @@ impl fmt::Display for Origin {
 /// [`Origin::Unnamed`] and no property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlatformError {
+    /// Where the value came from.
     pub origin: Origin,
+    /// The property (tree) or field (header, comm region) that held it; empty when the origin alone
+    /// says it.
     pub property: PropName,
+    /// What was wrong with it.
     pub kind: ErrorKind,
 }
 
 impl PlatformError {
+    /// An error about `property` of `origin`. A property name longer than [`PropName`] holds is cut
+    /// short.
     pub fn new(origin: Origin, property: &str, kind: ErrorKind) -> Self {
         Self { origin, property: PropName::new(property), kind }
     }
@@ -136,194 +142,283 @@ pub enum ErrorKind {
     // ---- the blob's structure ----
     /// The blob (or the header) ends before what it announces.
     Truncated {
+        /// Bytes the blob (or header) announces.
         needed: u64,
+        /// Bytes there are.
         available: u64,
     },
     /// The caller's output buffer cannot hold the normalised blob.
     OutputTooSmall {
+        /// Bytes the normalised blob needs.
         needed: u64,
+        /// Bytes the buffer has.
         available: u64,
     },
+    /// The header's magic is not 0xd00dfeed.
     BadMagic {
+        /// The magic found.
         found: u32,
     },
     /// Only version 17 blobs (compatible back to 16 or 17) are read.
     UnsupportedVersion {
+        /// The header's `version`.
         version: u32,
+        /// The header's `last_comp_version`.
         last_compatible: u32,
     },
     /// A block or value at `offset` of `size` bytes ends past `limit`.
     OutOfBounds {
+        /// Offset of the block or value, in bytes.
         offset: u64,
+        /// Its size in bytes.
         size: u64,
+        /// Where its container ends.
         limit: u64,
     },
     /// Header blocks overlap each other or the header.
     BlocksOverlap,
+    /// A token in the struct block is none of FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP and
+    /// FDT_END.
     BadToken {
+        /// Offset of the token in the struct block.
         offset: u32,
+        /// The token found.
         token: u32,
     },
     /// A node name runs to the end of the struct block without a NUL.
     UnterminatedName {
+        /// Offset of the name in the struct block.
         offset: u32,
     },
     /// A node or property name is empty (except the root's) or has bytes
     /// outside printable ASCII (or a '/' in a node name).
     BadName {
+        /// Offset of the name (struct block for nodes, strings block for properties).
         offset: u32,
     },
     /// A property's name offset is outside the strings block.
     BadStringOffset {
+        /// The name offset the property gives.
         offset: u32,
+        /// Size of the strings block.
         strings_size: u32,
     },
     /// A string runs to the end of its block, or a string property is not
     /// one NUL-terminated string.
     UnterminatedString,
+    /// Nodes are nested deeper than the parser follows.
     NestingTooDeep {
+        /// The deepest nesting accepted.
         limit: u32,
     },
     /// FDT_END_NODE without an open node, or FDT_END with nodes open.
     UnbalancedNodes {
+        /// Offset of the token in the struct block.
         offset: u32,
     },
+    /// The struct block has no root node.
     MissingRoot,
+    /// A second node at the top level of the struct block.
     MultipleRoots {
+        /// Offset of its FDT_BEGIN_NODE in the struct block.
         offset: u32,
     },
+    /// An FDT_PROP before the root node or after it has ended.
     PropertyOutsideNode {
+        /// Offset of the FDT_PROP in the struct block.
         offset: u32,
     },
     /// Properties must precede a node's children.
     PropertyAfterChild {
+        /// Offset of the FDT_PROP in the struct block.
         offset: u32,
     },
     /// The struct block ends without FDT_END.
     MissingEnd,
     /// `discover` reads only what `normalize` wrote: no FDT_NOP tokens.
     NotNormalized {
+        /// Offset of the FDT_NOP in the struct block.
         offset: u32,
     },
 
     // ---- property values ----
     /// The value's length is not a multiple of the entry size.
     BadLength {
+        /// The value's length in bytes.
         len: u32,
+        /// The entry size in bytes.
         unit: u32,
     },
     /// The value must be exactly `expected` bytes.
     WrongLength {
+        /// The value's length in bytes.
         len: u32,
+        /// The length it must have.
         expected: u32,
     },
     /// An `#address-cells`, `#size-cells` or `#interrupt-cells` value this
     /// code cannot use (addresses and sizes: 1 or 2 cells; GIC: 3).
     BadCells {
+        /// The cell count found.
         cells: u32,
     },
+    /// A string value is not UTF-8.
     InvalidUtf8,
+    /// A value is longer than the runtime keeps.
     TooLong {
+        /// Its length in bytes.
         len: u32,
+        /// The longest accepted.
         limit: u32,
     },
+    /// A value (a `compatible`, a `method`, a `status`, ...) this code does not support.
     UnsupportedValue {
+        /// The value, cut short where long.
         value: ShortValue,
     },
+    /// A phandle value that cannot name a node (0 or 0xffffffff).
     BadPhandle {
+        /// The value found.
         phandle: u32,
     },
+    /// A phandle that no node in the tree has.
     DanglingPhandle {
+        /// The phandle.
         phandle: u32,
     },
+    /// Two nodes have the same phandle.
     DuplicatePhandle {
+        /// The phandle.
         phandle: u32,
     },
+    /// A `memory-region` phandle names a node that is not a `restricted-dma-pool`.
     NotAPool {
+        /// The phandle.
         phandle: u32,
+        /// The node it names.
         node: Origin,
     },
     /// The device's pool has an error of its own.
     PoolUnusable {
+        /// The pool the device's `memory-region` names.
         pool: Origin,
     },
+    /// The interrupt parent is not the GIC the runtime drives.
     UnsupportedInterruptParent {
+        /// The interrupt parent.
         node: Origin,
     },
+    /// A node with interrupts has no `interrupt-parent`, in itself or any ancestor.
     NoInterruptParent,
     /// Not a GIC SPI (type 0, 0..988) or PPI (type 1, 0..16).
     BadInterrupt {
+        /// The specifier's type cell.
         kind: u32,
+        /// The specifier's number cell.
         number: u32,
     },
     /// An ancestor bus translates addresses (non-empty or missing `ranges`);
     /// only identity-mapped buses are supported.
     UnsupportedTranslation {
+        /// The bus that translates.
         node: Origin,
     },
     /// `base` is `None` for a `size` property.
     ZeroSize {
+        /// The range's base, when the value was a range.
         base: Option<u64>,
     },
+    /// A range runs past the end of the 64-bit address space.
     RangeOverflow {
+        /// The range's base.
         base: u64,
+        /// The range's size.
         size: u64,
     },
     /// Larger than all RAM together.
     AbsurdSize {
+        /// The size found.
         size: u64,
+        /// The size of all RAM together.
         limit: u64,
     },
+    /// A value is not a multiple of its alignment.
     Misaligned {
+        /// The value.
         value: u64,
+        /// The alignment it must have.
         alignment: u64,
     },
+    /// An alignment that is not a power of two.
     AlignmentNotPowerOfTwo {
+        /// The alignment found.
         alignment: u64,
     },
+    /// Two ranges that must be disjoint overlap.
     Overlap {
+        /// This value's range.
         range: Range,
+        /// Where the range it overlaps came from.
         other: Origin,
+        /// The range it overlaps.
         other_range: Range,
     },
+    /// A range that must lie inside RAM does not.
     OutsideRam {
+        /// The range.
         range: Range,
     },
     /// Ends above the highest address the runtime's page tables map.
     BeyondAddressSpace {
+        /// The range.
         range: Range,
+        /// The first address above what the page tables map.
         limit: u64,
     },
     /// A device's register window is smaller than what its driver accesses.
     WindowTooSmall {
+        /// The window's size in bytes.
         size: u64,
+        /// The bytes the driver accesses.
         min: u64,
     },
     /// A device's register window lies in RAM or shares a page with it:
     /// mapping it as device memory would take that RAM (code, heap, stack)
     /// away from normal memory.
     DeviceInRam {
+        /// The register window.
         range: Range,
+        /// The memory node that declares the RAM.
         memory: Origin,
+        /// The RAM range it touches.
         ram: Range,
     },
     /// No available node with `device_type = "memory"` declares RAM.
     NoRam,
     /// A dynamic pool found no free RAM that fits.
     NoSpace {
+        /// The size asked for.
         size: u64,
+        /// The alignment asked for.
         alignment: u64,
     },
+    /// More entries than the runtime keeps.
     TooManyEntries {
+        /// The most entries kept.
         limit: u32,
     },
     /// A number outside the range this field may take.
     OutOfRange {
+        /// The value found.
         value: u64,
+        /// The smallest accepted.
         min: u64,
+        /// The largest accepted.
         max: u64,
     },
+    /// A node the runtime needs is not in the tree.
     MissingNode,
+    /// A property (or field) the runtime needs is not there.
     MissingProperty,
 }
 

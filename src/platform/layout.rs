@@ -18,9 +18,11 @@ pub const MAX_FREE_RANGES: usize = MAX_MEMORY_RANGES + MAX_TAKEN;
 /// RAM split by every `no-map` reservation, plus a pool each.
 pub const MAX_NORMAL_RANGES: usize = MAX_MEMORY_RANGES + MAX_RESERVED + MAX_POOLS;
 
-/// How errors and the boot's map name the image and the loader's device
-/// tree, which no source describes.
+/// How errors and the boot's map name the image, which no source
+/// describes.
 pub const IMAGE: Origin = Origin::Runtime("(image)");
+/// How errors and the boot's map name the loader's device tree, which no
+/// source describes either.
 pub const DEVICE_TREE: Origin = Origin::Runtime("(device tree)");
 
 /// Result of [`layout`].
@@ -38,6 +40,7 @@ impl Layout {
         &self.pools
     }
 
+    /// Where pool `index` is (as [`Layout::pools`]); `None` for an index past the last pool.
     pub fn pool(&self, index: usize) -> Option<&Result<Range, PlatformError>> {
         self.pools.get(index)
     }
@@ -48,6 +51,7 @@ impl Layout {
         &self.free
     }
 
+    /// Bytes of [`Layout::free_ranges`] together.
     pub fn free_bytes(&self) -> u64 {
         self.free.iter().map(|range| range.size).fold(0, u64::saturating_add)
     }

@@ -81,7 +81,9 @@ pub fn ram_covers(memory: &[Range], range: Range) -> bool {
 /// it touches, aligned as its registers are.
 #[derive(Clone, Copy, Debug)]
 pub struct WindowRule {
+    /// Bytes the driver accesses: the window must be at least this big.
     pub min_size: u64,
+    /// Alignment the window's base must have.
     pub alignment: u64,
 }
 

@@ -13,6 +13,7 @@ use arrayvec::{ArrayString, ArrayVec};
 use super::pci::{MAX_PCI_BRIDGES, PciHostBridge};
 use super::{ErrorKind, Origin, PAGE_SIZE, PlatformError, Range, bootarg, page_span};
 
+/// RAM ranges kept (`/memory` nodes' `reg` entries together).
 pub const MAX_MEMORY_RANGES: usize = 16;
 /// Memory reservation block entries and `/reserved-memory` regions together.
 pub const MAX_RESERVED: usize = 16;
@@ -20,9 +21,11 @@ pub const MAX_RESERVED: usize = 16;
 /// registers pool `n` in slot `n` (`crate::dma` checks at compile time that
 /// its slots are exactly this many).
 pub const MAX_POOLS: usize = 8;
+/// `alloc-ranges` entries kept per dynamically placed pool.
 pub const MAX_ALLOC_RANGES: usize = 4;
 /// QEMU's virt machine has 32 virtio-mmio slots.
 pub const MAX_VIRTIO: usize = 64;
+/// GICv3 redistributor regions kept.
 pub const MAX_REDISTRIBUTOR_REGIONS: usize = 4;
 /// Secure, non-secure, virtual, hypervisor and hypervisor-virtual timers.
 pub const MAX_TIMER_INTERRUPTS: usize = 5;
@@ -32,7 +35,9 @@ pub const MAX_BOOTARGS: usize = 1024;
 /// How PSCI calls reach the firmware or hypervisor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conduit {
+    /// `hvc`: the firmware is a hypervisor at EL2 (a guest started at EL1).
     Hvc,
+    /// `smc`: the firmware is at EL3 (or a hypervisor that traps SMC).
     Smc,
 }
 
@@ -48,8 +53,11 @@ impl fmt::Display for Conduit {
 /// The newest PSCI binding the `/psci` node claims.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PsciVersion {
+    /// PSCI 0.1: function ids come from the node.
     V0_1,
+    /// PSCI 0.2 (`arm,psci-0.2`): standard function ids.
     V0_2,
+    /// PSCI 1.0 (`arm,psci-1.0`): standard function ids.
     V1_0,
 }
 
@@ -63,17 +71,25 @@ impl fmt::Display for PsciVersion {
     }
 }
 
+/// The power interface (`/psci`): how to call it and, for PSCI 0.1, with which function ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Psci {
+    /// How calls reach the PSCI implementation.
     pub conduit: Conduit,
+    /// The newest binding the node claims.
     pub version: PsciVersion,
-    /// Function ids, which only PSCI 0.1 needs from the tree.
+    /// PSCI 0.1's `cpu_suspend` function id. Function ids are read only
+    /// for PSCI 0.1; later versions have standard ones.
     pub cpu_suspend: Option<u32>,
+    /// PSCI 0.1's `cpu_off` function id.
     pub cpu_off: Option<u32>,
+    /// PSCI 0.1's `cpu_on` function id.
     pub cpu_on: Option<u32>,
+    /// PSCI 0.1's `migrate` function id.
     pub migrate: Option<u32>,
 }
 
+/// Which GIC interrupt space a specifier's number is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InterruptKind {
     /// Shared peripheral interrupt; INTID = number + 32.
@@ -82,18 +98,25 @@ pub enum InterruptKind {
     Ppi,
 }
 
+/// An interrupt's trigger, from the specifier's flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
+    /// Edge, low to high.
     EdgeRising,
+    /// Edge, high to low.
     EdgeFalling,
+    /// Level, active high.
     LevelHigh,
+    /// Level, active low.
     LevelLow,
 }
 
 /// One GIC interrupt specifier (3 cells: type, number, flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interrupt {
+    /// SPI or PPI.
     pub kind: InterruptKind,
+    /// The number within its kind (not the INTID: see [`Interrupt::intid`]).
     pub number: u32,
     /// Trigger type in bits 0..4; for GICv2 PPIs, a CPU mask in bits 8..16.
     pub flags: u32,
@@ -146,13 +169,28 @@ impl fmt::Display for Interrupt {
     }
 }
 
+/// The interrupt controller, with its register frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gic {
-    V2 { distributor: Range, cpu_interface: Range },
-    V3 { distributor: Range, redistributors: ArrayVec<Range, MAX_REDISTRIBUTOR_REGIONS> },
+    /// GICv2: distributor and CPU interface frames (memory-mapped CPU interface).
+    V2 {
+        /// The distributor's frame.
+        distributor: Range,
+        /// The CPU interface's frames.
+        cpu_interface: Range,
+    },
+    /// GICv3: distributor and redistributor regions (the CPU interface is the ICC system
+    /// registers).
+    V3 {
+        /// The distributor's frame.
+        distributor: Range,
+        /// The redistributor regions; this CPU's frame is found in them by affinity.
+        redistributors: ArrayVec<Range, MAX_REDISTRIBUTOR_REGIONS>,
+    },
 }
 
 impl Gic {
+    /// 2 or 3.
     pub fn version(&self) -> u8 {
         match self {
             Gic::V2 { .. } => 2,
@@ -160,6 +198,7 @@ impl Gic {
         }
     }
 
+    /// The distributor's frame.
     pub fn distributor(&self) -> Range {
         match self {
             Gic::V2 { distributor, .. } | Gic::V3 { distributor, .. } => *distributor,
@@ -183,22 +222,28 @@ impl Gic {
 /// The architected timer's interrupts, in the binding's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timer {
+    /// The specifiers in the binding's order: secure physical, non-secure physical, virtual,
+    /// hypervisor (and hypervisor virtual), as many as the source gave.
     pub interrupts: ArrayVec<Interrupt, MAX_TIMER_INTERRUPTS>,
 }
 
 impl Timer {
+    /// The secure physical timer's interrupt, if given.
     pub fn secure_physical(&self) -> Option<Interrupt> {
         self.interrupts.first().copied()
     }
 
+    /// The non-secure physical timer's interrupt (the one a guest at EL1 uses), if given.
     pub fn physical(&self) -> Option<Interrupt> {
         self.interrupts.get(1).copied()
     }
 
+    /// The virtual timer's interrupt, if given.
     pub fn virtual_timer(&self) -> Option<Interrupt> {
         self.interrupts.get(2).copied()
     }
 
+    /// The hypervisor (EL2 physical) timer's interrupt, if given.
     pub fn hypervisor(&self) -> Option<Interrupt> {
         self.interrupts.get(3).copied()
     }
@@ -207,7 +252,9 @@ impl Timer {
 /// The PL011 to use as console.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Uart {
+    /// Where the UART was described.
     pub origin: Origin,
+    /// Its register window.
     pub reg: Range,
     /// `None` if the node has no `interrupts` (the UART can still be polled).
     pub interrupt: Option<Interrupt>,
@@ -220,6 +267,7 @@ pub struct Reserved {
     /// For a tree: the `/reserved-memory` child, or `/memreserve/` for
     /// memory reservation block entries.
     pub origin: Origin,
+    /// The reserved memory.
     pub range: Range,
     /// Must not be mapped (speculative accesses included): the runtime's
     /// final map leaves it out ([`super::Layout::normal_memory`]). Never set
@@ -234,7 +282,9 @@ pub enum Placement {
     Fixed(Range),
     /// `size` (+ `alignment`, `alloc-ranges`): [`super::layout`] chooses.
     Dynamic {
+        /// The pool's size in bytes (`size`).
         size: u64,
+        /// Required alignment (`alignment`), if declared; see [`Placement::alignment`].
         alignment: Option<u64>,
         /// Where the pool may go; empty means anywhere in RAM.
         alloc_ranges: ArrayVec<Range, MAX_ALLOC_RANGES>,
@@ -250,6 +300,7 @@ impl Placement {
         }
     }
 
+    /// The pool's size in bytes.
     pub fn size(&self) -> u64 {
         match self {
             Placement::Fixed(range) => range.size,
@@ -270,7 +321,9 @@ impl Placement {
 /// the host, through which every DMA of its devices must bounce.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pool {
+    /// The pool's node.
     pub origin: Origin,
+    /// The pool node's phandle, by which devices' `memory-region` names it.
     pub phandle: Option<u32>,
     /// `Err`: the pool is unusable, and so are the devices bound to it.
     pub placement: Result<Placement, PlatformError>,
@@ -285,9 +338,13 @@ pub struct Pool {
 /// other device window the runtime drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VirtioMmio {
+    /// The device's node.
     pub origin: Origin,
+    /// Its register window.
     pub reg: Range,
+    /// Its interrupt.
     pub interrupt: Interrupt,
+    /// `dma-coherent`: the device's accesses are coherent with the CPU's caches.
     pub dma_coherent: bool,
     /// Index into [`Platform::pools`] of the pool named by `memory-region`.
     /// The runtime must also check [`super::Layout::pool`] for it.
@@ -325,14 +382,18 @@ impl Platform {
         &self.memory
     }
 
+    /// All RAM, in bytes.
     pub fn total_ram(&self) -> u64 {
         self.memory.iter().map(|range| range.size).fold(0, u64::saturating_add)
     }
 
+    /// Memory that is not free RAM (reservation block entries and non-pool `/reserved-memory`
+    /// children).
     pub fn reserved(&self) -> &[Reserved] {
         &self.reserved
     }
 
+    /// Every restricted-dma-pool, in tree order; a device's pool index points into this.
     pub fn pools(&self) -> &[Pool] {
         &self.pools
     }
@@ -353,22 +414,27 @@ impl Platform {
         &self.pci
     }
 
+    /// The interrupt controller, if the source described one.
     pub fn gic(&self) -> Option<&Gic> {
         self.gic.as_ref()
     }
 
+    /// The power interface, if the source described one.
     pub fn psci(&self) -> Option<&Psci> {
         self.psci.as_ref()
     }
 
+    /// How PSCI calls are made, if there is a power interface.
     pub fn psci_conduit(&self) -> Option<Conduit> {
         self.psci.map(|psci| psci.conduit)
     }
 
+    /// The architected timer's interrupts, if the source gave them.
     pub fn timer(&self) -> Option<&Timer> {
         self.timer.as_ref()
     }
 
+    /// The UART the console uses, if one was found.
     pub fn uart(&self) -> Option<&Uart> {
         self.uart.as_ref()
     }

@@ -46,8 +46,11 @@ impl ConfigMechanism {
 /// The address space a `ranges` entry maps (phys.hi bits 24..26).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpaceCode {
+    /// I/O space (recorded, never mapped: I/O BARs are not supported).
     Io,
+    /// 32-bit memory space.
     Memory32,
+    /// 64-bit memory space.
     Memory64,
 }
 
@@ -55,9 +58,13 @@ pub enum SpaceCode {
 /// side from `pci_base`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciWindow {
+    /// Which address space the window maps.
     pub space: SpaceCode,
+    /// The `ranges` entry's prefetchable bit (phys.hi bit 30).
     pub prefetchable: bool,
+    /// The CPU addresses of the window.
     pub cpu: Range,
+    /// The PCI address of `cpu.base`.
     pub pci_base: u64,
 }
 
@@ -85,15 +92,20 @@ pub struct IntxRoute {
     pub child_hi: u32,
     /// Interrupt pin, already masked.
     pub pin: u32,
+    /// The GIC interrupt the pin is routed to.
     pub interrupt: Interrupt,
 }
 
 /// A function-specific pool from a child node of the bridge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FunctionPool {
+    /// The child node that names the pool.
     pub origin: Origin,
+    /// Bus number of the function (from the child's `reg`).
     pub bus: u8,
+    /// Device number.
     pub device: u8,
+    /// Function number.
     pub function: u8,
     /// Index into [`super::Platform::pools`].
     pub pool: usize,
@@ -102,22 +114,31 @@ pub struct FunctionPool {
 /// A host bridge that passed every check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PciHostBridge {
+    /// The bridge's node.
     pub origin: Origin,
+    /// How config space is addressed (ECAM or CAM).
     pub mechanism: ConfigMechanism,
     /// The part of `reg` the bus range uses: what the runtime maps.
     pub config: Range,
+    /// First bus number (`bus-range`).
     pub bus_start: u8,
+    /// Last bus number (`bus-range`), inclusive.
     pub bus_end: u8,
     /// Usable windows (I/O windows are recorded but never mapped).
     pub windows: ArrayVec<PciWindow, MAX_PCI_WINDOWS>,
     /// Windows dropped (e.g. beyond the page tables' reach), with why; at
     /// most [`MAX_REFUSED_WINDOWS`] are kept, as they are only reported.
     pub refused_windows: ArrayVec<PlatformError, MAX_REFUSED_WINDOWS>,
+    /// `dma-coherent`: devices behind the bridge are coherent with the CPU's caches.
     pub dma_coherent: bool,
     /// Pool of every device behind the bridge (`memory-region`).
     pub pool: Option<usize>,
+    /// Pools of single functions (a child node with `memory-region`), which take precedence over
+    /// the bridge's.
     pub function_pools: ArrayVec<FunctionPool, MAX_PCI_FUNCTION_POOLS>,
+    /// `interrupt-map-mask`: phys.hi, phys.mid, phys.lo and pin cells, all ones when absent.
     pub interrupt_map_mask: [u32; 4],
+    /// The `interrupt-map` entries for INTx, with the mask applied.
     pub intx: ArrayVec<IntxRoute, MAX_INTX_ROUTES>,
 }
 

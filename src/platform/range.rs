@@ -6,12 +6,16 @@ use core::fmt;
 /// its own error, naming where the values came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RangeError {
+    /// The size is zero.
     ZeroSize {
+        /// The range's base.
         base: u64,
     },
     /// The end does not fit in 64 bits.
     Overflow {
+        /// The range's base.
         base: u64,
+        /// The range's size.
         size: u64,
     },
 }
@@ -35,7 +39,9 @@ impl fmt::Display for RangeError {
 /// saturates for a hand-built range that breaks them instead of panicking.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Range {
+    /// First address.
     pub base: u64,
+    /// Length in bytes, never zero for a range built by [`Range::new`].
     pub size: u64,
 }
 
@@ -63,14 +69,17 @@ impl Range {
         self.base.checked_add(self.size)
     }
 
+    /// Whether `address` is in the range.
     pub fn contains(&self, address: u64) -> bool {
         self.base <= address && address < self.end()
     }
 
+    /// Whether the two ranges share at least one address.
     pub fn overlaps(&self, other: &Range) -> bool {
         self.base < other.end() && other.base < self.end()
     }
 
+    /// Whether all of `other` is inside this range.
     pub fn contains_range(&self, other: &Range) -> bool {
         self.base <= other.base && other.end() <= self.end()
     }

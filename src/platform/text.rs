@@ -37,10 +37,12 @@ impl<const N: usize> BoundedStr<N> {
         bounded
     }
 
+    /// The text, with the "…" marker if it was cut.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
 
+    /// True for the empty string (an absent property name, for one).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -77,6 +77,7 @@ pub fn bind(device: &Device) -> Result<IrqLine, InterruptError> {
 }
 
 impl IrqLine {
+    /// The GIC interrupt id the line is bound to.
     pub fn intid(&self) -> u32 {
         self.intid
     }

@@ -45,36 +45,47 @@ pub struct FakeQueue {
 /// hostile behaviour and check what the driver wrote.
 #[derive(Debug)]
 pub struct FakeDevice {
+    /// MagicValue ("virt" for a real device).
     pub magic: u32,
+    /// Version (2 for virtio-mmio version 2).
     pub version: u32,
+    /// DeviceID.
     pub device_id: u32,
+    /// VendorID.
     pub vendor_id: u32,
     /// Features the device offers.
     pub device_features: u64,
+    /// DeviceFeaturesSel as written by the driver.
     pub device_features_sel: u32,
     /// Features the driver wrote, assembled from both words.
     pub driver_features: u64,
+    /// DriverFeaturesSel as written by the driver.
     pub driver_features_sel: u32,
     /// Whether the device keeps FEATURES_OK when the driver sets it
     /// (false models a device refusing the feature subset).
     pub features_ok_sticks: bool,
+    /// Status as the driver reads it.
     pub status: u32,
     /// Whether a reset (status 0) completes; false keeps the old status.
     pub reset_completes: bool,
     /// Every value written to the status register, in order.
     pub status_writes: Vec<u32>,
+    /// QueueSel as written by the driver.
     pub queue_sel: u32,
+    /// The queues by index.
     pub queues: Vec<FakeQueue>,
     /// Whether writing 0 to QueueReady takes effect.
     pub queue_ready_clears: bool,
     /// Queue indices written to QueueNotify, in order.
     pub notifications: Vec<u32>,
+    /// InterruptStatus.
     pub interrupt_status: u32,
     /// Values written to InterruptACK, in order.
     pub interrupt_acks: Vec<u32>,
     /// Config space (its length is what the device implements; reads
     /// beyond it return 0 like QEMU's).
     pub config: Vec<u8>,
+    /// ConfigGeneration.
     pub config_generation: u32,
     /// Changes applied one per config-space read, each right after the
     /// read and with a generation bump: models the device updating its
@@ -85,6 +96,7 @@ pub struct FakeDevice {
     pub generation_churn: bool,
     /// Number of config-space reads so far.
     pub config_reads: usize,
+    /// SHMSel as written by the driver.
     pub shm_sel: u32,
     /// Shared memory regions by id as (base, length); a missing id reads
     /// all ones, like QEMU.

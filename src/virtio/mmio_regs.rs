@@ -11,33 +11,61 @@ pub const WINDOW_SIZE: usize = 0x200;
 
 /// Register offsets inside the window (virtio 1.2 §4.2.2, version 2 only).
 pub mod reg {
+    /// MagicValue (R): 0x74726976, "virt".
     pub const MAGIC_VALUE: usize = 0x000;
+    /// Version (R): 2.
     pub const VERSION: usize = 0x004;
+    /// DeviceID (R): the virtio device id, 0 for an empty slot.
     pub const DEVICE_ID: usize = 0x008;
+    /// VendorID (R).
     pub const VENDOR_ID: usize = 0x00c;
+    /// DeviceFeatures (R): the 32 feature bits DeviceFeaturesSel selects.
     pub const DEVICE_FEATURES: usize = 0x010;
+    /// DeviceFeaturesSel (W).
     pub const DEVICE_FEATURES_SEL: usize = 0x014;
+    /// DriverFeatures (W): the 32 feature bits DriverFeaturesSel selects.
     pub const DRIVER_FEATURES: usize = 0x020;
+    /// DriverFeaturesSel (W).
     pub const DRIVER_FEATURES_SEL: usize = 0x024;
+    /// QueueSel (W): the queue the QUEUE_* registers address.
     pub const QUEUE_SEL: usize = 0x030;
+    /// QueueNumMax (R): the queue's largest size, 0 if it does not exist.
     pub const QUEUE_NUM_MAX: usize = 0x034;
+    /// QueueNum (W): the queue size the driver uses.
     pub const QUEUE_NUM: usize = 0x038;
+    /// QueueReady (RW).
     pub const QUEUE_READY: usize = 0x044;
+    /// QueueNotify (W): the index of the queue to notify.
     pub const QUEUE_NOTIFY: usize = 0x050;
+    /// InterruptStatus (R).
     pub const INTERRUPT_STATUS: usize = 0x060;
+    /// InterruptACK (W).
     pub const INTERRUPT_ACK: usize = 0x064;
+    /// Status (RW): the device status bits; 0 resets the device.
     pub const STATUS: usize = 0x070;
+    /// QueueDescLow (W): descriptor area, low half.
     pub const QUEUE_DESC_LOW: usize = 0x080;
+    /// QueueDescHigh (W): descriptor area, high half.
     pub const QUEUE_DESC_HIGH: usize = 0x084;
+    /// QueueDriverLow (W): driver (available) area, low half.
     pub const QUEUE_DRIVER_LOW: usize = 0x090;
+    /// QueueDriverHigh (W): driver area, high half.
     pub const QUEUE_DRIVER_HIGH: usize = 0x094;
+    /// QueueDeviceLow (W): device (used) area, low half.
     pub const QUEUE_DEVICE_LOW: usize = 0x0a0;
+    /// QueueDeviceHigh (W): device area, high half.
     pub const QUEUE_DEVICE_HIGH: usize = 0x0a4;
+    /// SHMSel (W): the shared memory region the SHM_* registers describe.
     pub const SHM_SEL: usize = 0x0ac;
+    /// SHMLenLow (R): the region's length, low half (all ones: no such region).
     pub const SHM_LEN_LOW: usize = 0x0b0;
+    /// SHMLenHigh (R): length, high half.
     pub const SHM_LEN_HIGH: usize = 0x0b4;
+    /// SHMBaseLow (R): the region's base, low half.
     pub const SHM_BASE_LOW: usize = 0x0b8;
+    /// SHMBaseHigh (R): base, high half.
     pub const SHM_BASE_HIGH: usize = 0x0bc;
+    /// ConfigGeneration (R): changes whenever the config space changes.
     pub const CONFIG_GENERATION: usize = 0x0fc;
     /// Start of the device-specific config space.
     pub const CONFIG: usize = 0x100;

@@ -36,19 +36,33 @@ use crate::pci::caps::MAX_SHARED_MEMORY;
 
 /// Common configuration structure offsets (virtio 1.2 §4.1.4.3).
 pub mod common {
+    /// device_feature_select (le32).
     pub const DEVICE_FEATURE_SELECT: usize = 0x00;
+    /// device_feature (le32): the 32 feature bits device_feature_select selects.
     pub const DEVICE_FEATURE: usize = 0x04;
+    /// driver_feature_select (le32).
     pub const DRIVER_FEATURE_SELECT: usize = 0x08;
+    /// driver_feature (le32): the 32 feature bits driver_feature_select selects.
     pub const DRIVER_FEATURE: usize = 0x0c;
+    /// num_queues (le16).
     pub const NUM_QUEUES: usize = 0x12;
+    /// device_status (u8): 0 resets the device.
     pub const DEVICE_STATUS: usize = 0x14;
+    /// config_generation (u8).
     pub const CONFIG_GENERATION: usize = 0x15;
+    /// queue_select (le16): the queue the queue_* fields address.
     pub const QUEUE_SELECT: usize = 0x16;
+    /// queue_size (le16).
     pub const QUEUE_SIZE: usize = 0x18;
+    /// queue_enable (le16).
     pub const QUEUE_ENABLE: usize = 0x1c;
+    /// queue_notify_off (le16): the queue's notify address, in multiples of notify_off_multiplier.
     pub const QUEUE_NOTIFY_OFF: usize = 0x1e;
+    /// queue_desc (le64): descriptor area.
     pub const QUEUE_DESC: usize = 0x20;
+    /// queue_driver (le64): driver (available) area.
     pub const QUEUE_DRIVER: usize = 0x28;
+    /// queue_device (le64): device (used) area.
     pub const QUEUE_DEVICE: usize = 0x30;
 }
 
@@ -69,11 +83,15 @@ pub use super::mmio_regs::MmioSpan;
 /// The virtio structures of one function, as register windows.
 #[derive(Debug)]
 pub struct PciRegions<R> {
+    /// The common configuration structure.
     pub common: R,
+    /// The notification structure.
     pub notify: R,
     /// Bytes of the notify structure.
     pub notify_len: u64,
+    /// `notify_off_multiplier` from the notify capability.
     pub notify_off_multiplier: u32,
+    /// The ISR status byte.
     pub isr: R,
     /// The device config structure and its length.
     pub device: Option<(R, usize)>,

@@ -36,7 +36,10 @@ pub enum DmaPolicy {
     /// Use this pool for it (typically one from
     /// [`crate::dma::register_private_pool`]), but only when the tree
     /// declares no pools.
-    Unrestricted { fallback: PoolId },
+    Unrestricted {
+        /// The pool such devices use.
+        fallback: PoolId,
+    },
 }
 
 /// A device that answered with virtio-mmio version 2 or as a modern
@@ -48,6 +51,7 @@ pub struct Device {
     /// virtio-mmio: its `interrupts`; virtio-pci: its INTx pin through the
     /// bridge's `interrupt-map`, `None` without one (poll instead).
     pub interrupt: Option<Interrupt>,
+    /// The virtio device id (4 entropy, 2 block, 21 hostmem, ...).
     pub device_id: u32,
     /// The DMA pool its rings and buffers come from; its Hal is
     /// `with_pool_hal!(device.pool, |H| ...)`.
@@ -79,18 +83,46 @@ pub enum ProbeError {
     /// (Boxed: a `PlatformError` carries its origin; probing runs with a heap.)
     Tree(Box<PlatformError>),
     /// Its pool could not be placed or is invalid.
-    Pool { device: Range, error: Box<PlatformError> },
+    Pool {
+        /// The device's register window.
+        device: Range,
+        /// What is wrong with the pool.
+        error: Box<PlatformError>,
+    },
     /// No `memory-region`, and the policy refuses such devices.
-    NoPool { device: Range },
+    NoPool {
+        /// The device's register window.
+        device: Range,
+    },
     /// The registers did not describe a usable device.
-    Transport { device: Range, error: MmioError },
+    Transport {
+        /// The device's register window.
+        device: Range,
+        /// What the transport refused.
+        error: MmioError,
+    },
     /// A transport from an earlier probe still drives it.
-    InUse { device: Range },
+    InUse {
+        /// The device's register window.
+        device: Range,
+    },
     /// The tree's pool `slot` (index in `Platform::pools`, and its slot)
     /// has no registered pool: registration failed at boot.
-    PoolNotRegistered { device: Range, slot: usize },
+    PoolNotRegistered {
+        /// The device's register window.
+        device: Range,
+        /// The pool's slot.
+        slot: usize,
+    },
     /// A PCI function behind bridge `bridge` (index) that is left alone.
-    Pci { bridge: usize, bdf: Bdf, problem: PciProblem },
+    Pci {
+        /// The host bridge's index in `Platform::pci_bridges`.
+        bridge: usize,
+        /// The function's address.
+        bdf: Bdf,
+        /// Why it is left alone.
+        problem: PciProblem,
+    },
 }
 
 impl fmt::Display for ProbeError {

@@ -32,7 +32,10 @@ pub enum PciProblem {
     InUse,
     /// A legacy or transitional virtio device id (0x1000..0x1040): only
     /// modern virtio-pci is supported.
-    Legacy { pci_device_id: u16 },
+    Legacy {
+        /// The function's PCI device id.
+        pci_device_id: u16,
+    },
     /// Its BARs or capabilities are unusable.
     Function(PciError),
     /// Its pool could not be placed or is invalid.
@@ -40,7 +43,10 @@ pub enum PciProblem {
     /// No pool for it, and the policy refuses such devices.
     NoPool,
     /// The tree's pool `slot` has no registered pool.
-    PoolNotRegistered { slot: usize },
+    PoolNotRegistered {
+        /// The pool's slot.
+        slot: usize,
+    },
     /// The transport refused it.
     Transport(TransportError),
 }

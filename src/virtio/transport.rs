@@ -114,9 +114,21 @@ pub enum TransportError {
     },
     /// virtio-pci: a queue's notify address (queue_notify_off x
     /// notify_off_multiplier) is outside the notify structure.
-    NotifyOutOfBounds { queue: u16, notify_off: u16, multiplier: u32, length: u64 },
+    NotifyOutOfBounds {
+        /// The queue index.
+        queue: u16,
+        /// The queue's `queue_notify_off`.
+        notify_off: u16,
+        /// The notify capability's `notify_off_multiplier`.
+        multiplier: u32,
+        /// Bytes of the notify structure.
+        length: u64,
+    },
     /// virtio-pci: the device offered more queues than the transport tracks.
-    TooManyQueues { queue: u16 },
+    TooManyQueues {
+        /// The first queue index past what the transport tracks.
+        queue: u16,
+    },
     /// virtio-pci: a problem of the PCI function (BARs, capabilities).
     Pci(PciError),
 }
@@ -460,8 +472,15 @@ fn load_le(chunk: &[u8]) -> u32 {
 /// function (by bridge index and address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceKey {
+    /// A virtio-mmio node, by its index among the platform's virtio nodes.
     MmioNode(u32),
-    PciFunction { bridge: u8, bdf: Bdf },
+    /// A PCI function.
+    PciFunction {
+        /// The host bridge's index.
+        bridge: u8,
+        /// The function's address.
+        bdf: Bdf,
+    },
 }
 
 /// Devices that have a live transport: a second transport over a device in
@@ -498,6 +517,7 @@ impl WindowClaim {
         Some(Self(key))
     }
 
+    /// The device this claim holds.
     pub fn key(&self) -> DeviceKey {
         self.0
     }
@@ -517,7 +537,11 @@ pub trait VirtioTransport: Transport {
     fn config_size(&self) -> usize;
     /// Narrows the config space to what the device type defines.
     fn limit_config_size(&mut self, size: usize);
-    /// Resets and negotiates (see [`InitState::negotiate`]).
+    /// Resets the device and negotiates features (virtio 1.2 §3.1.1 steps
+    /// 1 to 6): accepts `requested` features the device offers, VERSION_1
+    /// (required), and ACCESS_PLATFORM when `access_platform` and offered;
+    /// FEATURES_OK is read back. On error the device is left FAILED and
+    /// [`VirtioTransport::init_error`] says why.
     fn negotiate(&mut self, requested: u64, access_platform: bool) -> Result<NegotiatedFeatures, TransportError>;
     /// Why initialisation failed since the last reset, if it did.
     fn init_error(&self) -> Option<TransportError>;
@@ -546,8 +570,10 @@ pub trait VirtioTransport: Transport {
 /// module docs for why an enum here).
 #[derive(Debug)]
 pub enum ProbedTransport {
+    /// A virtio-mmio version 2 device.
     Mmio(MmioV2Transport<MmioRegisters>),
-    /// Boxed: its queue table makes it several times the size of the other.
+    /// A modern virtio-pci function. Boxed: its queue table makes it
+    /// several times the size of the other.
     Pci(Box<PciTransport<MmioSpan>>),
 }
 

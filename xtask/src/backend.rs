@@ -15,7 +15,9 @@ use crate::{Error, Result, bail, paths, run_command, signals};
 pub const POOL_WINDOW: &str = "0x48000000:4M";
 /// The region NUMA node (see boards/qemu-virt/overlay.dts).
 pub const CODEC_REGION: &str = "codec@0x49000000:8M";
+/// The echo sub-device's region (the second half of the region node).
 pub const ECHO_REGION: &str = "echo@0x49800000:8M";
+/// Instances the backend serves (`--max-instances`): notification queues, too.
 pub const MAX_INSTANCES: u32 = 4;
 /// hostmem_wire::CONFIG_SIZE (checked by the backend's own tests).
 pub const CONFIG_SIZE: usize = 256;
@@ -23,7 +25,10 @@ pub const CONFIG_SIZE: usize = 256;
 /// How to start the backend for one run.
 #[derive(Clone, Debug)]
 pub struct BackendSpec {
+    /// The rest of the backend's command line (after `--socket` and
+    /// `--max-instances`): pool window and regions.
     pub args: Vec<String>,
+    /// `--max-instances`; the QEMU device gets 2 + this many queues.
     pub max_instances: u32,
 }
 
@@ -61,6 +66,7 @@ pub fn build() -> Result<PathBuf> {
 /// A running backend; stopped when dropped.
 pub struct Backend {
     child: Child,
+    /// The vhost-user socket it listens on.
     pub socket: PathBuf,
     output: Arc<Mutex<String>>,
 }

@@ -36,8 +36,11 @@ pub const DEFAULT_ROUNDS: u32 = 5;
 /// How to run the benchmark (from `cargo xtask` options).
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
+    /// The board to run on.
     pub board: String,
+    /// GIC version and entry exception level.
     pub variant: Variant,
+    /// Build the image with `--release`.
     pub release: bool,
     /// Guest run limit.
     pub timeout: Duration,
@@ -51,9 +54,11 @@ pub struct BenchOptions {
 /// One path's measurement.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PathResult {
+    /// The path's name (`path=` in the guest's line).
     pub path: String,
     /// Frames in flight.
     pub depth: u64,
+    /// Frames decoded.
     pub frames: u64,
     /// Elapsed microseconds (guest clock for the guest paths).
     pub us: u64,
@@ -63,8 +68,11 @@ pub struct PathResult {
     pub bytes_in: u64,
     /// Decoded bytes verified.
     pub bytes_out: u64,
+    /// Doorbells (notifications) sent.
     pub doorbells: u64,
+    /// Interrupts taken.
     pub interrupts: u64,
+    /// Events received.
     pub events: u64,
     /// Payload and message bytes the DMA pool copied (bounces).
     pub transport_bytes: u64,
@@ -73,6 +81,7 @@ pub struct PathResult {
 }
 
 impl PathResult {
+    /// Frames per second over `us`.
     pub fn frames_per_second(&self) -> f64 {
         self.frames as f64 * 1e6 / self.us.max(1) as f64
     }

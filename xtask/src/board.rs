@@ -1,5 +1,5 @@
 //! Boards the launcher knows: QEMU settings and the overlay that adds the
-//! restricted DMA pool. Each board's files live in boards/<name>/.
+//! restricted DMA pool. Each board's files live in `boards/<name>/`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -28,6 +28,7 @@ pub fn known_boards() -> Vec<String> {
 /// The interrupt controller and exception level to boot with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variant {
+    /// 2 or 3.
     pub gic_version: u8,
     /// Start at EL2 (QEMU `virtualization=on`); the image drops to EL1.
     pub el2: bool,
@@ -40,6 +41,7 @@ impl Default for Variant {
 }
 
 impl Variant {
+    /// A short name for reports, such as `gicv3-el1`.
     pub fn label(&self) -> String {
         format!("gicv{}-el{}", self.gic_version, if self.el2 { 2 } else { 1 })
     }
@@ -59,6 +61,7 @@ pub enum VirtioTransport {
 /// adding a board is adding its folder, with no change to this code.
 #[derive(Clone, Debug)]
 pub struct Board {
+    /// The board's folder name.
     pub name: String,
     /// The architecture seam the image is built for (`arch` key).
     pub arch: String,
@@ -72,6 +75,7 @@ pub struct Board {
     pub load_address: u64,
     /// QEMU's machine and CPU (`[qemu] machine`, `cpu`).
     pub machine: String,
+    /// QEMU's CPU model.
     pub cpu: String,
     /// Where the machine's RAM starts (`[memory] ram-base`); the private
     /// RAM comes first.
@@ -79,6 +83,7 @@ pub struct Board {
     /// The board images are built for (`image-board`, `TIDEPOOL_BOARD`):
     /// boards that differ only in what the tree describes share images.
     pub image_board: String,
+    /// How virtio devices are attached (`[qemu] virtio-transport`).
     pub transport: VirtioTransport,
     /// Private RAM, without an fd: a vhost-user backend never sees it.
     pub private_ram_mib: u64,
@@ -96,7 +101,7 @@ pub struct Board {
 const IMAGE_FORMATS: &[&str] = &["arm64-image"];
 
 impl Board {
-    /// The board named `name` (boards/<name>/board.toml), read once.
+    /// The board named `name` (`boards/<name>/board.toml`), read once.
     pub fn find(name: &str) -> Result<&'static Board> {
         static CACHE: OnceLock<Mutex<HashMap<String, &'static Board>>> = OnceLock::new();
         let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
@@ -201,6 +206,7 @@ impl Board {
         }
     }
 
+    /// The board's folder, `boards/<name>/`.
     pub fn dir(&self) -> PathBuf {
         boards_dir().join(&self.name)
     }

@@ -23,18 +23,31 @@ const SHIM_MAGIC: &[u8; 8] = b"TPSHIM01";
 /// hypervisor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommRegion {
+    /// `signature` ("JHCOMM").
     pub signature: [u8; 6],
+    /// `revision` (2).
     pub revision: u16,
+    /// `flags` (bit 0: debug putc permitted, bit 1: active).
     pub flags: u32,
+    /// `console.address`.
     pub console_address: u64,
+    /// `console.type` (3: PL011).
     pub console_type: u16,
+    /// `console.flags` (bit 0: MMIO).
     pub console_flags: u16,
+    /// `console.divider` (0: the UART is set up and shared).
     pub console_divider: u32,
+    /// `pci_mmconfig_base` (0: no virtual PCI host).
     pub pci_mmconfig_base: u64,
+    /// `gic_version` (2 or 3).
     pub gic_version: u8,
+    /// `gicd_base`.
     pub gicd_base: u64,
+    /// `gicc_base` (GICv2 only).
     pub gicc_base: u64,
+    /// `gicr_base` (GICv3 only).
     pub gicr_base: u64,
+    /// `vpci_irq_base` (SPI number of the virtual PCI host's INTA).
     pub vpci_irq_base: u32,
 }
 
@@ -75,11 +88,13 @@ pub struct CellLaunch {
     /// The cell's RAM (base, MiB): with the comm region and the UART page,
     /// all the shim's stage 2 maps.
     pub ram_base: u64,
+    /// The cell's RAM size in MiB.
     pub ram_mib: u64,
     /// The redistributor region's size (the hardware's frames).
     pub gicr_size: u64,
     /// Buses of the virtual PCI host's ECAM window.
     pub pci_buses: u64,
+    /// The comm region the shim writes before it starts the cell.
     pub comm_region: CommRegion,
 }
 

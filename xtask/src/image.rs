@@ -28,9 +28,11 @@ pub fn package_of(name: &str) -> Option<&'static str> {
 /// Options for one image build.
 #[derive(Clone, Debug)]
 pub struct ImageBuild {
-    /// The example's name (examples/<name>.rs of one of [`IMAGE_PACKAGES`]).
+    /// The example's name (`examples/<name>.rs` of one of [`IMAGE_PACKAGES`]).
     pub name: String,
+    /// The board the image is built for (`TIDEPOOL_BOARD`).
     pub board: String,
+    /// Build with `--release`.
     pub release: bool,
     /// Extra cargo features of the image's package.
     pub features: Vec<String>,
@@ -43,6 +45,7 @@ pub struct ImageBuild {
 }
 
 impl ImageBuild {
+    /// A release build of example `name` for qemu-virt, with nothing else set.
     pub fn new(name: &str) -> Self {
         ImageBuild {
             name: name.into(),

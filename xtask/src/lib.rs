@@ -36,6 +36,7 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// xtask's result: errors are messages ([`Error`]).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `Err(Error(format!(...)))`.

@@ -12,10 +12,15 @@ use crate::{Result, bail, paths, run_command};
 /// Everything needed to start one guest.
 #[derive(Clone, Debug)]
 pub struct Launch {
+    /// The QEMU to run.
     pub qemu: Qemu,
+    /// The board's machine settings.
     pub board: &'static Board,
+    /// GIC version and entry exception level.
     pub variant: Variant,
+    /// The image to boot (the raw arm64 Image).
     pub image: PathBuf,
+    /// The device tree to boot with.
     pub dtb: PathBuf,
     /// Extra words for /chosen/bootargs.
     pub bootargs: Vec<String>,
@@ -23,7 +28,7 @@ pub struct Launch {
     pub extra_args: Vec<String>,
     /// Load the raw image at this address instead of where `-kernel` puts
     /// it (RAM base + text_offset), as U-Boot's `booti` or Jailhouse may:
-    /// see [`Launch::loader_args`].
+    /// see `Launch::loader_args`.
     pub load_address: Option<u64>,
     /// On a Jailhouse cell board: the comm region the emulated hypervisor
     /// writes (the board's, unless a test plays a hostile hypervisor).
@@ -78,7 +83,7 @@ impl Launch {
     }
 
     /// The QEMU command. With a load address it writes the files the
-    /// loader needs (see [`Launch::loader_args`]), which can fail.
+    /// loader needs (see `Launch::loader_args`), which can fail.
     pub fn command(&self) -> Result<Command> {
         let mut command = Command::new(&self.qemu.binary);
         command.args(self.board.machine_args(self.variant));

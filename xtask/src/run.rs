@@ -21,6 +21,7 @@ pub struct Outcome {
     pub exit_line_status: Option<u32>,
     /// QEMU's own exit code (the guest's status under semihosting).
     pub qemu_status: Option<i32>,
+    /// Whether the launcher stopped the guest at the timeout.
     pub timed_out: bool,
     /// What the vhost-user backend printed, if one ran.
     pub backend_output: String,

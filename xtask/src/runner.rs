@@ -25,13 +25,17 @@ pub struct RunOptions {
     /// Another board that runs this board's images (`image-board`), such
     /// as qemu-virt-pci for a qemu-virt image.
     pub board: Option<String>,
+    /// GIC version and entry level (tree boards).
     pub variant: Variant,
+    /// How long the guest may run.
     pub timeout: Duration,
+    /// Extra kernel command line words.
     pub bootargs: Vec<String>,
     /// Stock virtio devices to attach, by QEMU base name (`virtio-rng`).
     pub devices: Vec<String>,
     /// Start the hostmem backend.
     pub backend: Option<crate::backend::BackendSpec>,
+    /// Load the raw image here instead of the board's address.
     pub load_address: Option<u64>,
     /// Boot with this tree instead of the board's.
     pub dtb: Option<PathBuf>,

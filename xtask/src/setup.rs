@@ -27,6 +27,7 @@ use std::process::Command;
 
 use crate::{Error, Result, bail, paths, run_command};
 
+/// The QEMU version built from Debian's source (a newer one on the PATH is used as is).
 pub const QEMU_VERSION: &str = "10.0.2";
 /// Changes whenever the recipe below changes, invalidating older caches.
 const RECIPE: &str = "qemu-10.0.2+ds-vhost-user-device-creatable-v2-pci";
@@ -64,7 +65,10 @@ pub const APT_PACKAGES: &[&str] = &[
 /// A QEMU that can run our images, and the name of its generic vhost-user device.
 #[derive(Clone, Debug)]
 pub struct Qemu {
+    /// The `qemu-system-aarch64` binary.
     pub binary: PathBuf,
+    /// The generic vhost-user device on virtio-mmio (`vhost-user-device`, or
+    /// `vhost-user-test-device` from 10.2).
     pub generic_device: &'static str,
     /// The same device behind virtio-pci (`vhost-user-device-pci`, or
     /// `vhost-user-test-device-pci` from 10.2).
@@ -237,6 +241,7 @@ pub struct Toolchain {
     /// The channel rust-toolchain.toml pins (`1.95.0`, or a name such as
     /// `stable`).
     pub pinned_channel: Option<String>,
+    /// `rustc --print sysroot`: where target libraries would be.
     pub sysroot: PathBuf,
     /// Targets rust-toolchain.toml lists that the sysroot lacks.
     pub missing_targets: Vec<String>,
@@ -269,15 +274,32 @@ pub enum Problem {
     MissingPackages(Vec<String>),
     /// No rustup, and the toolchain is not the one rust-toolchain.toml
     /// pins (or rustc does not run).
-    NoRustup { version: Option<String>, pinned: String },
+    NoRustup {
+        /// The active rustc's version, if it ran.
+        version: Option<String>,
+        /// The channel rust-toolchain.toml pins.
+        pinned: String,
+    },
     /// No rustup to add the image targets the toolchain lacks.
-    MissingTargets { targets: Vec<String>, sysroot: PathBuf },
+    MissingTargets {
+        /// The targets missing.
+        targets: Vec<String>,
+        /// The sysroot that lacks them.
+        sysroot: PathBuf,
+    },
     /// TIDEPOOL_QEMU names a QEMU that cannot run our images.
     UnusableQemu(PathBuf),
     /// The cache cannot be written.
     CacheNotWritable(PathBuf),
     /// Too little free disk for the QEMU build.
-    DiskSpace { dir: PathBuf, available: u64, needed: u64 },
+    DiskSpace {
+        /// The cache directory.
+        dir: PathBuf,
+        /// Bytes free there.
+        available: u64,
+        /// Bytes the build needs.
+        needed: u64,
+    },
     /// QEMU's source must be fetched with apt from bookworm-backports,
     /// whose source list only root can add.
     BackportsNotListed,

@@ -83,6 +83,7 @@ pub fn name(signal: i32) -> String {
 pub struct Launching(());
 
 impl Launching {
+    /// Counts a launch as in progress until the returned value is dropped.
     pub fn start() -> Launching {
         let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
         *active += 1;

@@ -7,9 +7,13 @@ use super::{ENTRY_SIZE, HEADER_SIZE, MAGIC, digest};
 /// Raw frames of one size and channel count.
 #[derive(Clone, Debug)]
 pub struct RawClip {
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
+    /// Bytes per pixel: 3 (RGB) or 4 (RGBA).
     pub channels: u8,
+    /// Each frame's pixels, row by row, `width * height * channels` bytes.
     pub frames: Vec<Vec<u8>>,
 }
 

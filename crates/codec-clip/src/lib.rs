@@ -9,8 +9,13 @@
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
+/// The blob's first eight bytes.
 pub const MAGIC: &[u8; 8] = b"TPCLIP01";
+/// Bytes of the header: magic, then four little-endian u32s (frame count, width, height,
+/// channels).
 pub const HEADER_SIZE: usize = 24;
+/// Bytes of one frame's entry: QOI offset, QOI length and pixel digest, little-endian
+/// u64s.
 pub const ENTRY_SIZE: usize = 24;
 
 /// FNV-1a, 64 bit: a digest of decoded pixels that the guest can compute
@@ -28,10 +33,12 @@ pub fn digest(bytes: &[u8]) -> u64 {
 pub struct Digest(u64);
 
 impl Digest {
+    /// A digest of no bytes yet (the FNV-1a offset basis).
     pub const fn new() -> Self {
         Digest(0xcbf2_9ce4_8422_2325)
     }
 
+    /// Adds `bytes` to the digest.
     pub fn update(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.0 ^= u64::from(byte);
@@ -39,6 +46,7 @@ impl Digest {
         }
     }
 
+    /// The digest of everything added.
     pub fn finish(self) -> u64 {
         self.0
     }
@@ -53,10 +61,13 @@ impl Default for Digest {
 /// Why a clip blob was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClipError {
+    /// The blob does not start with [`MAGIC`].
     BadMagic,
+    /// The blob ends inside its header or entry table.
     Truncated,
     /// Frame `index`'s bytes are outside the blob.
     BadEntry {
+        /// The frame's index.
         index: u32,
     },
 }
@@ -83,21 +94,27 @@ fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
 #[derive(Clone, Copy, Debug)]
 pub struct Clip<'a> {
     blob: &'a [u8],
+    /// Frames in the clip.
     pub frames: u32,
+    /// Frame width in pixels.
     pub width: u32,
+    /// Frame height in pixels.
     pub height: u32,
+    /// Bytes per pixel: 3 (RGB) or 4 (RGBA).
     pub channels: u32,
 }
 
 /// One frame of a clip.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
+    /// The frame's QOI-encoded bytes.
     pub qoi: &'a [u8],
     /// [`digest`] of the decoded pixels.
     pub digest: u64,
 }
 
 impl<'a> Clip<'a> {
+    /// Reads the header and checks every frame's entry against the blob (see [`Clip::frame`]).
     pub fn parse(blob: &'a [u8]) -> Result<Self, ClipError> {
         if blob.get(..8) != Some(&MAGIC[..]) {
             return Err(ClipError::BadMagic);

@@ -139,6 +139,25 @@ pub fn validate_entries(entries: &[SubdeviceEntry]) -> Result<(), WireError> {
 
 /// The device configuration space (layout: docs/hostmem.md §6, `Config`).
 /// Its size, [`crate::CONFIG_SIZE`], is the VMM's `config_size`.
+///
+/// ```
+/// use hostmem_wire::zerocopy::IntoBytes;
+/// use hostmem_wire::{Config, SubdeviceEntry, WireError, echo};
+///
+/// // The device side: one echo sub-device with an 8 MiB region, shmid 1.
+/// let entry = SubdeviceEntry::new(echo::VENDOR_ID, echo::DEVICE_ID, echo::REVISION, 1, 0x4980_0000, 8 << 20, 0);
+/// let config = Config::from_subdevices(4, &[entry])?;
+///
+/// // The driver side: the bytes read from config space, checked.
+/// let read = Config::parse(config.as_bytes())?;
+/// assert_eq!(read.entries(), &[entry]);
+/// assert!(read.is_complete());
+///
+/// // Regions must be 4 KiB aligned: this one is refused on both sides.
+/// let misaligned = SubdeviceEntry::new(echo::VENDOR_ID, echo::DEVICE_ID, echo::REVISION, 1, 0x4980_0100, 8 << 20, 0);
+/// assert!(Config::from_subdevices(4, &[misaligned]).is_err());
+/// # Ok::<(), WireError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct Config {

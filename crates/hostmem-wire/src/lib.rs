@@ -11,6 +11,27 @@
 //! there is no padding and parsing is a checked copy from bytes
 //! ([`zerocopy::FromBytes`]). Nothing here panics on any input and nothing is
 //! `unsafe`.
+//!
+//! # Example
+//!
+//! The driver encodes a config-queue request; the device reads it from the
+//! bytes it was given and decodes it, which checks every field:
+//!
+//! ```
+//! use hostmem_wire::zerocopy::IntoBytes;
+//! use hostmem_wire::{ConfigRequest, Request, WireError};
+//!
+//! let request = Request::Create { subdevice_index: 0, completion_offset: Some(0) };
+//! let wire = request.encode(); // a ConfigRequest: 32 bytes, little-endian
+//! assert_eq!(wire.as_bytes().len(), 32);
+//!
+//! let received = ConfigRequest::read(wire.as_bytes())?;
+//! assert_eq!(received.decode()?, request);
+//!
+//! // A short buffer is an error, never a panic.
+//! assert!(ConfigRequest::read(&wire.as_bytes()[..8]).is_err());
+//! # Ok::<(), WireError>(())
+//! ```
 
 #![no_std]
 #![forbid(unsafe_code)]

@@ -9,6 +9,32 @@ use crate::{COMPLETION_WORD_ALIGN, EventType, METADATA_SIZE, Status, WireError, 
 
 /// A notification: driver to device on the instance's notification queue
 /// (layout: docs/hostmem.md §9.1, `Notification`).
+///
+/// A notification and the event that answers it, each read and checked by
+/// the side that receives it:
+///
+/// ```
+/// use hostmem_wire::zerocopy::IntoBytes;
+/// use hostmem_wire::{Event, EventType, METADATA_SIZE, Notification, WireError, echo};
+///
+/// const REGION_LEN: u64 = 64 << 10;
+///
+/// // Driver: instance 0's first notification (seq 1), an echo copy of 5 bytes
+/// // from offset 4096 to 8192, asking for a COMPLETION event.
+/// let metadata = echo::CopyMeta::new(8192).to_metadata();
+/// let sent = Notification::new(0, echo::Op::Copy.into(), Notification::F_EVENT, 1, 4096, 5, metadata);
+///
+/// // Device: the notification queue of instance 0, no seq accepted yet.
+/// let received = Notification::read(sent.as_bytes())?;
+/// received.check(0, 0, REGION_LEN)?;
+/// assert!(received.check(0, 1, REGION_LEN).is_err(), "a seq is never accepted twice");
+///
+/// // Device: the answer. Driver: the used buffer (80 bytes) checked, 4 instances.
+/// let answer = Event::completion(0, 1, 8192, 5, [0; METADATA_SIZE]);
+/// let event = Event::read(answer.as_bytes(), answer.as_bytes().len())?;
+/// assert_eq!(event.check(4, REGION_LEN)?, EventType::Completion);
+/// # Ok::<(), WireError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct Notification {
@@ -257,6 +283,20 @@ impl Event {
 /// The completion word in a region (layout: docs/hostmem.md §9.3,
 /// `CompletionWord`): the `seq` of the instance's last completed
 /// notification, 0 before the first.
+///
+/// ```
+/// use core::sync::atomic::AtomicU64;
+/// use hostmem_wire::{check_completion_word, completion_reached, load_completion, publish_completion};
+///
+/// // CREATE checks the word's place: 8-byte aligned, inside the region.
+/// assert!(check_completion_word(4096, 0).is_ok());
+/// assert!(check_completion_word(4096, 4).is_err());
+///
+/// let word = AtomicU64::new(0); // in the shared region, in real use
+/// publish_completion(&word, 3); // device: notifications up to seq 3 are done
+/// assert!(completion_reached(load_completion(&word), 2)); // driver
+/// assert!(!completion_reached(load_completion(&word), 4));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct CompletionWord {

@@ -24,6 +24,8 @@ impl fmt::Display for EsrReport {
     }
 }
 
+/// A name for ESR_ELx.EC value `ec`, for exception reports ("reserved/other" for a class it does
+/// not name).
 pub fn exception_class_name(ec: u64) -> &'static str {
     match ec {
         0x00 => "unknown reason",
@@ -50,6 +52,8 @@ pub fn exception_class_name(ec: u64) -> &'static str {
     }
 }
 
+/// A name for a data or instruction abort's fault status code (ESR_ELx.ISS.xFSC), for exception
+/// reports.
 pub fn fault_status_name(fsc: u64) -> &'static str {
     match fsc {
         0x00..=0x03 => "address size fault",
@@ -67,7 +71,9 @@ pub fn fault_status_name(fsc: u64) -> &'static str {
 /// means that stack overflowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackGuard {
+    /// First address of the guard page.
     pub base: u64,
+    /// Its size in bytes.
     pub size: u64,
     /// Which stack it guards, for the report.
     pub stack: &'static str,

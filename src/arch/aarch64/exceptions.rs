@@ -27,8 +27,11 @@ use super::esr::{EsrReport, StackGuard, guard_fault};
 #[repr(C)]
 #[derive(Debug)]
 pub struct TrapFrame {
+    /// x0 to x30.
     pub x: [u64; 31],
+    /// ELR_ELx: where the exception was taken.
     pub elr: u64,
+    /// SPSR_ELx: the interrupted state.
     pub spsr: u64,
     /// The stack pointer the image's code runs on.
     pub sp_el0: u64,
@@ -37,9 +40,13 @@ pub struct TrapFrame {
 /// Which of the 16 vectors was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VectorKind {
+    /// A synchronous exception (an abort, a trap, SVC/HVC/SMC, a breakpoint).
     Synchronous,
+    /// An IRQ.
     Irq,
+    /// An FIQ.
     Fiq,
+    /// An SError (asynchronous abort).
     SError,
 }
 

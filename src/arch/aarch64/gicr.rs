@@ -1,7 +1,7 @@
 //! Finding this CPU's GICv3 redistributor frame.
 //!
 //! The redistributor regions hold one frame per CPU, each saying in
-//! GICR_TYPER[63:32] which CPU (affinity) it serves and, in bit 4 (Last),
+//! `GICR_TYPER[63:32]` which CPU (affinity) it serves and, in bit 4 (Last),
 //! whether it is the last frame of its region. Taking the first frame is
 //! right only on CPU 0: in a Jailhouse cell on CPU 1 it belongs to another
 //! CPU, and walking past Last touches registers that do not exist (which

@@ -53,6 +53,7 @@ pub enum MmuError {
     OutOfRange(Range),
     /// `map` was called before `activate`.
     NotActive,
+    /// aarch64-paging refused to map the range.
     Map(Range, MapError),
 }
 

@@ -10,6 +10,7 @@ pub unsafe fn init(_platform: &Platform) -> Result<(), InterruptError> {
     Err(InterruptError::NoController)
 }
 
+/// Fails: no interrupt controller on the host.
 pub fn enable(_intid: u32, _trigger_level: bool) -> Result<(), InterruptError> {
     Err(InterruptError::NoController)
 }

@@ -9,12 +9,15 @@ pub const ADDRESS_SPACE_END: u64 = 1 << 39;
 
 pub use crate::arch::MapKind as Kind;
 
+/// Why a mapping could not be made: on the host, always.
 #[derive(Debug)]
 pub enum MmuError {
+    /// There is no page table on the host.
     NotActive,
 }
 
 impl MmuError {
+    /// Always `None`: host errors are about no range.
     pub fn range(&self) -> Option<Range> {
         None
     }
@@ -26,6 +29,7 @@ impl core::fmt::Display for MmuError {
     }
 }
 
+/// Fails: host builds have no page table.
 pub fn map(_range: Range, _kind: Kind) -> Result<(), MmuError> {
     Err(MmuError::NotActive)
 }

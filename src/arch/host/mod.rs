@@ -15,6 +15,7 @@ pub const BOOT_MAP_RAM: (u64, u64) = (0, 0);
 /// Host builds run where the host runs them.
 pub const RUNTIME_PRIVILEGE_LEVEL: u8 = 0;
 
+/// Host builds run at no exception level: 0.
 pub fn privilege_level() -> u8 {
     0
 }
@@ -29,6 +30,9 @@ pub fn counter() -> u64 {
     u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Host builds other than unit tests have no clock: every read advances the
+/// count by one tick of a 1 MHz clock, so a deadline of N microseconds still
+/// ends, after N reads.
 #[cfg(not(test))]
 pub fn counter() -> u64 {
     use core::sync::atomic::AtomicU64;
@@ -51,10 +55,12 @@ pub fn irqs_enabled() -> bool {
     IRQS_ENABLED.load(Ordering::Relaxed)
 }
 
+/// Only remembers the flag (see [`irqs_enabled`]).
 pub fn set_irqs_enabled(enabled: bool) {
     IRQS_ENABLED.store(enabled, Ordering::Relaxed);
 }
 
+/// Spins once: nothing raises interrupts on the host.
 pub fn wait_for_interrupt() {
     core::hint::spin_loop();
 }
@@ -64,6 +70,7 @@ pub fn jailhouse_hypercall(_code: u32, _arg1: u64, _arg2: u64) -> i64 {
     -38
 }
 
+/// Panics: only the target can stop its CPU.
 pub fn halt() -> ! {
     panic!("halt() is only meaningful on the target")
 }
