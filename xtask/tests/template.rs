@@ -1,8 +1,8 @@
 //! templates/tidepool-app used as a user would: copied out of the workspace,
 //! its `tidepool` dependency pointed at this checkout, built, run and tested
 //! with plain cargo, tidepool-runner as cargo's runner, on every board CI
-//! can run (qemu-virt, and jailhouse-qemu-arm64 under the emulated
-//! Jailhouse). Slow (a cold build of the runtime per board): a few minutes.
+//! can run (qemu-virt, qemu-virt-pci, and jailhouse-qemu-arm64 under the
+//! emulated Jailhouse). Slow (a cold build of the runtime per board): a few minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -44,9 +44,16 @@ fn user_crate() -> PathBuf {
 /// `cargo ARGS` in `dir` with tidepool-runner on PATH, as after
 /// `cargo install --path xtask --bin tidepool-runner`.
 fn cargo(dir: &Path, args: &[&str]) -> (bool, String) {
-    let runner = PathBuf::from(env!("CARGO_BIN_EXE_tidepool-runner"));
+    cargo_with(dir, args, None)
+}
+
+/// [`cargo`] with the runner cargo uses replaced by `runner` (what a user
+/// does with `CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER` to run on another
+/// board).
+fn cargo_with(dir: &Path, args: &[&str], runner: Option<&str>) -> (bool, String) {
+    let installed = PathBuf::from(env!("CARGO_BIN_EXE_tidepool-runner"));
     let path = std::env::join_paths(
-        std::iter::once(runner.parent().unwrap().to_path_buf())
+        std::iter::once(installed.parent().unwrap().to_path_buf())
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )
     .unwrap();
@@ -57,6 +64,10 @@ fn cargo(dir: &Path, args: &[&str]) -> (bool, String) {
     {
         command.env_remove(variable);
     }
+    match runner {
+        Some(runner) => command.env("CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER", runner),
+        None => command.env_remove("CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUNNER"),
+    };
     let Output { status, stdout, stderr } = command.output().expect("cargo runs");
     let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
     println!("--- cargo {} ---\n{text}--- end ---", args.join(" "));
@@ -86,6 +97,14 @@ fn the_template_builds_runs_and_tests_on_every_board_ci_runs() {
             let (ok, text) = cargo(&dir, &["run", "--bin", "rng"]);
             assert!(ok, "cargo run --bin rng failed");
             assert!(text.contains("16 random bytes through the pool"), "no entropy through the pool");
+            // The same images on qemu-virt-pci, which runs qemu-virt's
+            // images with every virtio device on PCI.
+            let pci = Some("tidepool-runner --board qemu-virt-pci --device virtio-rng");
+            let (ok, text) = cargo_with(&dir, &["run", "--bin", "rng"], pci);
+            assert!(ok, "qemu-virt-pci: cargo run --bin rng failed");
+            assert!(text.contains("16 random bytes through the pool"), "qemu-virt-pci: no entropy through the pool");
+            let (ok, text) = cargo_with(&dir, &["test"], pci);
+            assert!(ok && text.contains("test result: ok. 3 passed; 0 failed;"), "qemu-virt-pci: cargo test failed");
         } else {
             assert!(text.contains("cell state 2 (shut down)"), "the cell did not shut down");
         }
