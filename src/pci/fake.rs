@@ -1,7 +1,12 @@
-//! A fake config space for unit tests: functions with BARs that size like
-//! real ones and a byte-addressable capability area.
+//! A fake config space for unit tests and the fuzz targets (the `fuzzing`
+//! feature; never in images): functions with BARs that size like real ones
+//! and a byte-addressable capability area. Accesses that break the
+//! [`ConfigSpace`] rules (unaligned, beyond the 256 bytes) panic, so the
+//! fake checks the code that uses it as well as serving it.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use super::config::{Bdf, ConfigSpace, header};
 

@@ -20,8 +20,10 @@ pub mod bar;
 pub mod caps;
 pub mod config;
 
-#[cfg(test)]
-mod fake;
+// The unit tests' fake config space; the `fuzzing` feature exposes it to the
+// fuzz targets (fuzz/), which fill it from their input.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 
