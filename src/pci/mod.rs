@@ -102,6 +102,19 @@ pub enum PciErrorKind {
         length: u64,
         bar_size: u64,
     },
+    /// A virtio structure at an offset its registers cannot be accessed at
+    /// (virtio 1.2 §4.1.4: common and device 4-byte, notify 2-byte
+    /// aligned): every access the driver made would be refused.
+    CapabilityMisaligned {
+        cfg_type: u8,
+        offset: u64,
+        alignment: u64,
+    },
+    /// A notify_off_multiplier that is neither 0 nor an even power of two
+    /// (virtio 1.2 §4.1.4.4): queue notify addresses would be misaligned.
+    BadNotifyMultiplier {
+        multiplier: u32,
+    },
     /// A virtio structure smaller than its layout.
     CapabilityTooSmall {
         cfg_type: u8,
@@ -165,6 +178,12 @@ impl fmt::Display for PciError {
                 f,
                 "virtio capability type {cfg_type}: {offset:#x}+{length:#x} is not inside BAR{bar} of {bar_size:#x} bytes"
             ),
+            CapabilityMisaligned { cfg_type, offset, alignment } => {
+                write!(f, "virtio capability type {cfg_type}: offset {offset:#x} is not {alignment}-byte aligned")
+            }
+            BadNotifyMultiplier { multiplier } => {
+                write!(f, "notify_off_multiplier {multiplier} is neither 0 nor an even power of two")
+            }
             CapabilityTooSmall { cfg_type, length } => {
                 write!(f, "virtio capability type {cfg_type} is only {length:#x} bytes")
             }

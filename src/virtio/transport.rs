@@ -115,6 +115,9 @@ pub enum TransportError {
     /// virtio-pci: a queue's notify address (queue_notify_off x
     /// notify_off_multiplier) is outside the notify structure.
     NotifyOutOfBounds { queue: u16, notify_off: u16, multiplier: u32, length: u64 },
+    /// virtio-pci: a queue's notify offset is odd, so its 16-bit notify
+    /// write would be misaligned (and refused by the register window).
+    NotifyMisaligned { queue: u16, offset: u64 },
     /// virtio-pci: the device offered more queues than the transport tracks.
     TooManyQueues { queue: u16 },
     /// virtio-pci: a problem of the PCI function (BARs, capabilities).
@@ -170,6 +173,9 @@ impl fmt::Display for TransportError {
                 f,
                 "queue {queue}: notify offset {notify_off} x {multiplier} is outside the notify structure of {length:#x} bytes"
             ),
+            Self::NotifyMisaligned { queue, offset } => {
+                write!(f, "queue {queue}: notify offset {offset:#x} is not 2-byte aligned")
+            }
             Self::TooManyQueues { queue } => write!(f, "queue {queue} is beyond the queues the transport tracks"),
             Self::Pci(error) => write!(f, "{error}"),
         }
