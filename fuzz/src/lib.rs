@@ -5,6 +5,25 @@
 //! replayed under a debugger the same way.
 
 pub mod input;
+
+/// Whether `TIDEPOOL_FUZZ_TRACE` is set: targets then print what they do,
+/// for reading a reproducer (`cargo test --manifest-path fuzz/Cargo.toml`
+/// or the fuzz binary run on one file).
+pub fn tracing() -> bool {
+    static TRACING: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACING.get_or_init(|| std::env::var_os("TIDEPOOL_FUZZ_TRACE").is_some())
+}
+
+/// `eprintln!` when [`tracing`].
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)*) => {
+        if $crate::tracing() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 pub mod platform_checks;
 pub mod seeds;
 

@@ -169,6 +169,11 @@ fn check_caps(config: &FakeConfig, bdf: Bdf, bars: &Bars) {
         }
     }
     assert!(caps.common.length >= COMMON_CFG_MIN && caps.notify.length >= 2, "{bdf}: {caps:?}");
+    // Registers reachable at their width (BARs are naturally aligned).
+    assert!(caps.common.offset.is_multiple_of(4) && caps.notify.offset.is_multiple_of(2), "{bdf}: {caps:?}");
+    assert!(caps.device.is_none_or(|device| device.offset.is_multiple_of(4)), "{bdf}: {caps:?}");
+    let multiplier = caps.notify_off_multiplier;
+    assert!(multiplier == 0 || (multiplier.is_power_of_two() && multiplier > 1), "{bdf}: multiplier {multiplier}");
     assert!(caps.shared_memory.len() <= MAX_SHARED_MEMORY);
     for (index, region) in caps.shared_memory.iter().enumerate() {
         assert!(!caps.shared_memory[..index].iter().any(|other| other.id == region.id), "{bdf}: shm id twice");

@@ -263,7 +263,8 @@ fn pci(input: &mut Input<'_>) {
     let multiplier = input.u32();
     let (num_queues, queue_size, notify_off) = (input.u16(), input.u16(), input.u16());
     let config = input.chunk();
-    let shm = (input.u8(), input.u64(), input.u64());
+    // As `virtio_caps` and probing give it: non-empty, its end representable.
+    let shm = (input.u8(), input.u64() % (1 << 48), (input.u64() % (1 << 40)).max(1));
     let ask = driver(input);
     let device = Rc::new(Device {
         stream: RefCell::new(Input::new(input.rest())),
