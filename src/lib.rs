@@ -19,6 +19,10 @@
 
 extern crate alloc;
 
+// The fuzzing feature exposes test fakes; an image must never carry them.
+#[cfg(all(feature = "fuzzing", feature = "image"))]
+compile_error!("the `fuzzing` feature is for the host fuzz targets (fuzz/) and must not be enabled in an image");
+
 pub mod arch;
 pub mod board;
 pub mod boot;

@@ -337,6 +337,12 @@ impl<'b, 'a> Scan<'b, 'a> {
                 let _ = fixed.try_push((Origin::Node(*node), range));
             }
         }
+        // Nor may they share registers with each other (the comm region
+        // applies the same rule): a redistributor region over the UART
+        // would have the GIC driver walk the UART's registers as frames,
+        // and a UART over a GIC frame would have the console write there.
+        // Both are needed to run, so this fails discovery.
+        rules::check_disjoint_windows(&fixed, "reg")?;
         let mut virtio = ArrayVec::new();
         // Same capacity as the pending list, so nothing is dropped.
         for pending in &self.virtio {

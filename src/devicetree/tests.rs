@@ -614,6 +614,22 @@ fn hostile_uart_and_gic_windows_fail_discovery() {
     }
 }
 
+/// Found by the `devicetree` fuzz target (tests/data/fuzz/README.md): a
+/// GICv3 redistributor region grown to 0x7f60000 bytes covers the PL011 at
+/// 0x9000000. Discovery accepted it (only virtio windows were checked
+/// against the UART and the GIC); the comm region source already refused
+/// the same overlap.
+#[test]
+fn fuzz_gic_redistributors_over_the_uart_fail_discovery() {
+    let blob = include_bytes!("../../tests/data/fuzz/devicetree/gicr-over-uart.dtb");
+    let kind = ErrorKind::Overlap {
+        range: range(0x080a_0000, 0x7f6_0000),
+        other: Origin::node("/pl011@9000000"),
+        other_range: range(0x0900_0000, 0x1000),
+    };
+    assert_eq!(discover_error(blob), node_error("/intc@8000000", "reg", kind));
+}
+
 #[test]
 fn device_window_over_the_image_or_tree_is_refused() {
     // Discovery keeps windows out of RAM; where the image and the loader's

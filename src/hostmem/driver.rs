@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use hostmem_wire::zerocopy::{FromBytes, IntoBytes};
 use hostmem_wire::{
-    CONFIG_SIZE, Config, ConfigRequest, ConfigResponse, DEVICE_ID_DEFAULT, LAYOUT_VERSION, MAGIC, METADATA_SIZE,
+    CONFIG_SIZE, Config, ConfigRequest, ConfigResponse, DEVICE_ID_DEFAULT, METADATA_SIZE,
     Notification as WireNotification, Request, Status, SubdeviceEntry, WireError, check_completion_word, check_range,
     feature, validate_entries,
 };
@@ -20,8 +20,8 @@ use super::counters::Counters;
 use super::error::{HostmemError, UsedReason};
 use super::region::RegionMemory;
 use super::validate::{
-    Event, EventKind, InstanceView, OwnedRanges, check_completion_value, check_created, check_event, check_regions,
-    check_response, check_shm,
+    Event, EventKind, InstanceView, OwnedRanges, check_completion_value, check_config, check_created, check_event,
+    check_regions, check_response, check_shm, clamp_used, identify,
 };
 use super::wait::{WAIT_SLICE, Wakeup};
 use crate::dma::{self, PoolId};
@@ -417,7 +417,7 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
             Ok(_) => return Err(refuse(transport, HostmemError::ConfigChanged)),
             Err(error) => return Err(refuse(transport, error.into())),
         };
-        if let Err(error) = validate_config(&config, owned, options.max_subdevices) {
+        if let Err(error) = check_config(&config, owned, options.max_subdevices) {
             return Err(refuse(transport, error));
         }
         let max_instances = config.max_instances.get();
@@ -927,7 +927,7 @@ impl<H: Hal, T: VirtioTransport> Hostmem<H, T> {
                 self.counters.payload_bytes_copied_by_transport += bounced;
                 match popped {
                     // The device's used length is not trusted.
-                    Ok(used) => chain.used = Some((used as usize).min(chain.output.len())),
+                    Ok(used) => chain.used = Some(clamp_used(used, chain.output.len())),
                     Err(error) => return Err(HostmemError::BadUsed { queue, reason: UsedReason::Pop(error) }),
                 }
                 continue;
@@ -1400,31 +1400,6 @@ fn read_config<T: VirtioTransport>(transport: &T) -> Result<Config, TransportErr
         size: CONFIG_SIZE,
         config_size: transport.config_size(),
     })
-}
-
-/// Magic and version, before the device is claimed.
-fn identify(config: &Config) -> Result<(), HostmemError> {
-    let magic = config.magic.get();
-    if magic != MAGIC {
-        return Err(HostmemError::NotHostmem { magic });
-    }
-    let version = config.version.get();
-    if version != LAYOUT_VERSION {
-        return Err(HostmemError::UnsupportedVersion(version));
-    }
-    Ok(())
-}
-
-/// Region rules first (so their errors name the region), then every other
-/// rule of §6.3, then the sub-device limit.
-fn validate_config(config: &Config, owned: &OwnedRanges, max_subdevices: u32) -> Result<(), HostmemError> {
-    check_regions(config.entries(), owned)?;
-    config.validate().map_err(HostmemError::Config)?;
-    let num_subdevices = config.num_subdevices.get();
-    if num_subdevices > max_subdevices {
-        return Err(HostmemError::TooManySubdevices { num_subdevices, limit: max_subdevices });
-    }
-    Ok(())
 }
 
 fn check_pool(pool: PoolId, needed_pages: usize) -> Result<(), HostmemError> {

@@ -109,8 +109,8 @@ pub use driver::{
 pub use error::{HostmemError, OwnedKind, RegionReason, UsedReason};
 pub use region::RegionMemory;
 pub use validate::{
-    Event, EventKind, InstanceView, OwnedRanges, check_completion_value, check_created, check_event, check_mappable,
-    check_regions, check_response, check_shm,
+    Event, EventKind, InstanceView, OwnedRanges, check_completion_value, check_config, check_created, check_event,
+    check_mappable, check_regions, check_response, check_shm, clamp_used, identify,
 };
 #[cfg(target_os = "none")]
 pub use wait::BoundIrq;

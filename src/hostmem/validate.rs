@@ -1,5 +1,5 @@
 //! Checks of everything the device says, as pure functions so the host
-//! unit tests can feed them hostile values.
+//! unit tests and the fuzz targets (`fuzz/`) can feed them hostile values.
 //!
 //! hostmem_wire checks what the wire alone can show (docs/hostmem.md §6.3,
 //! §8.5, §9.6); the checks here add what only the driver knows: which
@@ -9,8 +9,8 @@
 use alloc::vec::Vec;
 
 use hostmem_wire::{
-    ConfigResponse, Event as WireEvent, EventType, Opcode, REGION_ALIGN, Request, Status, SubdeviceEntry, WireError,
-    ranges_overlap,
+    Config, ConfigResponse, Event as WireEvent, EventType, LAYOUT_VERSION, MAGIC, Opcode, REGION_ALIGN, Request,
+    Status, SubdeviceEntry, WireError, ranges_overlap,
 };
 
 use super::error::{HostmemError, OwnedKind, RegionReason};
@@ -65,6 +65,41 @@ impl OwnedRanges {
     pub fn ranges(&self) -> &[(OwnedKind, Range)] {
         &self.ranges
     }
+}
+
+/// Magic and version of a config space snapshot: whether the device is a
+/// hostmem device this driver speaks to, checked before it is claimed.
+pub fn identify(config: &Config) -> Result<(), HostmemError> {
+    let magic = config.magic.get();
+    if magic != MAGIC {
+        return Err(HostmemError::NotHostmem { magic });
+    }
+    let version = config.version.get();
+    if version != LAYOUT_VERSION {
+        return Err(HostmemError::UnsupportedVersion(version));
+    }
+    Ok(())
+}
+
+/// Everything config space must satisfy before the driver sets up a queue:
+/// region rules first (so their errors name the region), then every other
+/// rule of docs/hostmem.md §6.3 (hostmem_wire's `Config::validate`), then
+/// the driver's sub-device limit.
+pub fn check_config(config: &Config, owned: &OwnedRanges, max_subdevices: u32) -> Result<(), HostmemError> {
+    check_regions(config.entries(), owned)?;
+    config.validate().map_err(HostmemError::Config)?;
+    let num_subdevices = config.num_subdevices.get();
+    if num_subdevices > max_subdevices {
+        return Err(HostmemError::TooManySubdevices { num_subdevices, limit: max_subdevices });
+    }
+    Ok(())
+}
+
+/// The bytes of a `len`-byte device-writable buffer that a used length of
+/// `used_len` may cover: the device's number is never trusted past the
+/// buffer (virtio-drivers does not clamp it).
+pub fn clamp_used(used_len: u32, len: usize) -> usize {
+    usize::try_from(used_len).unwrap_or(usize::MAX).min(len)
 }
 
 /// Checks every region on its own and against the others: non-empty,
@@ -157,7 +192,7 @@ pub fn check_response(
 ) -> Result<ConfigResponse, HostmemError> {
     let opcode = request.opcode();
     let bad = |error| HostmemError::BadResponse { opcode, error };
-    let used = usize::try_from(used_len).unwrap_or(usize::MAX).min(buffer.len());
+    let used = clamp_used(used_len, buffer.len());
     let response = ConfigResponse::read(buffer, used).map_err(bad)?;
     match response.check(request, max_instances) {
         Ok(()) => {}
@@ -249,7 +284,7 @@ pub fn check_event(
     max_instances: u32,
     lookup: impl Fn(u32) -> Option<InstanceView>,
 ) -> Result<Event, HostmemError> {
-    let used = usize::try_from(used_len).unwrap_or(usize::MAX).min(buffer.len());
+    let used = clamp_used(used_len, buffer.len());
     let event = WireEvent::read(buffer, used).map_err(HostmemError::BadEvent)?;
     let instance_id = event.instance_id.get();
     if instance_id >= max_instances {

@@ -285,7 +285,7 @@ pub fn discover(region: &CommRegion, board: &CellBoard) -> Result<Platform, Plat
     if let Some(bridge) = &pci {
         let _ = windows.try_push((bridge.origin, bridge.config));
     }
-    rules::check_disjoint_windows(&windows)?;
+    rules::check_disjoint_windows(&windows, "")?;
 
     let psci = Psci {
         conduit: Conduit::Smc,

@@ -164,6 +164,22 @@ pub fn virtio_caps(config: &dyn ConfigSpace, bdf: Bdf, bars: &Bars) -> Result<Vi
         if length == 0 || offset.checked_add(length).is_none_or(|end| end > bar_size) {
             return Err(fail(PciErrorKind::CapabilityOutsideBar { cfg_type: kind, bar, offset, length, bar_size }));
         }
+        // BARs are naturally aligned, so the offset decides whether the
+        // structure's registers can be accessed at their width.
+        let alignment = match kind {
+            cfg_type::COMMON | cfg_type::DEVICE => 4,
+            cfg_type::NOTIFY => 2,
+            _ => 1,
+        };
+        let used = match kind {
+            cfg_type::COMMON => common.is_none(),
+            cfg_type::NOTIFY => notify.is_none(),
+            cfg_type::DEVICE => device.is_none(),
+            _ => false,
+        };
+        if used && !offset.is_multiple_of(alignment) {
+            return Err(fail(PciErrorKind::CapabilityMisaligned { cfg_type: kind, offset, alignment }));
+        }
         match kind {
             cfg_type::COMMON if common.is_none() => {
                 if length < COMMON_CFG_MIN {
@@ -175,6 +191,9 @@ pub fn virtio_caps(config: &dyn ConfigSpace, bdf: Bdf, bars: &Bars) -> Result<Vi
                 let multiplier = config.read32(bdf, at + 16);
                 if length < 2 {
                     return Err(fail(PciErrorKind::CapabilityTooSmall { cfg_type: kind, length }));
+                }
+                if multiplier != 0 && (multiplier == 1 || !multiplier.is_power_of_two()) {
+                    return Err(fail(PciErrorKind::BadNotifyMultiplier { multiplier }));
                 }
                 notify = Some((slice, multiplier));
             }

@@ -1,13 +1,19 @@
-//! A fake config space for unit tests: functions with BARs that size like
-//! real ones and a byte-addressable capability area.
+//! A fake config space for unit tests and the fuzz targets (the `fuzzing`
+//! feature; never in images): functions with BARs that size like real ones
+//! and a byte-addressable capability area. Accesses that break the
+//! [`ConfigSpace`] rules (unaligned, beyond the 256 bytes) panic, so the
+//! fake checks the code that uses it as well as serving it.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use super::config::{Bdf, ConfigSpace, header};
 
 /// One fake function: 256 bytes of config space plus BAR size masks.
 #[derive(Clone, Debug)]
 pub struct FakeFunction {
+    /// The function's 256 bytes of config space.
     pub bytes: [u8; 256],
     /// Writable bits of each BAR register (0 = unimplemented).
     pub bar_masks: [u32; 6],
@@ -19,6 +25,7 @@ pub struct FakeFunction {
 }
 
 impl FakeFunction {
+    /// A function with these vendor and device ids and nothing else.
     pub fn new(vendor: u16, device: u16) -> Self {
         let mut function = Self { bytes: [0; 256], bar_masks: [0; 6], bar_override: None, upper_half: [false; 6] };
         function.set16(header::VENDOR_ID, vendor);
@@ -26,23 +33,28 @@ impl FakeFunction {
         function
     }
 
+    /// Writes a byte of config space.
     pub fn set8(&mut self, offset: u16, value: u8) {
         self.bytes[usize::from(offset)] = value;
     }
 
+    /// Writes 16 bits of config space (little-endian).
     pub fn set16(&mut self, offset: u16, value: u16) {
         self.bytes[usize::from(offset)..usize::from(offset) + 2].copy_from_slice(&value.to_le_bytes());
     }
 
+    /// Writes 32 bits of config space (little-endian).
     pub fn set32(&mut self, offset: u16, value: u32) {
         self.bytes[usize::from(offset)..usize::from(offset) + 4].copy_from_slice(&value.to_le_bytes());
     }
 
+    /// Reads 32 bits of config space.
     pub fn get32(&self, offset: u16) -> u32 {
         let at = usize::from(offset);
         u32::from_le_bytes([self.bytes[at], self.bytes[at + 1], self.bytes[at + 2], self.bytes[at + 3]])
     }
 
+    /// Reads 16 bits of config space.
     pub fn get16(&self, offset: u16) -> u16 {
         self.get32(offset & !3).wrapping_shr(8 * u32::from(offset & 2)) as u16
     }
@@ -93,6 +105,7 @@ pub fn virtio_cap(cfg_type: u8, bar: u8, offset: u32, length: u32, extra: &[u32]
 /// Functions by address; absent ones read all ones.
 #[derive(Clone, Debug, Default)]
 pub struct FakeConfig {
+    /// The functions present, by address.
     pub functions: BTreeMap<Bdf, FakeFunction>,
 }
 

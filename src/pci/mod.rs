@@ -20,8 +20,10 @@ pub mod bar;
 pub mod caps;
 pub mod config;
 
-#[cfg(test)]
-mod fake;
+// The unit tests' fake config space; the `fuzzing` feature exposes it to the
+// fuzz targets (fuzz/), which fill it from their input.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 
@@ -128,6 +130,23 @@ pub enum PciErrorKind {
         /// The BAR's size.
         bar_size: u64,
     },
+    /// A virtio structure at an offset its registers cannot be accessed at
+    /// (virtio 1.2 §4.1.4: common and device 4-byte, notify 2-byte
+    /// aligned): every access the driver made would be refused.
+    CapabilityMisaligned {
+        /// The capability's cfg_type.
+        cfg_type: u8,
+        /// The structure's offset in its BAR.
+        offset: u64,
+        /// The alignment its registers need.
+        alignment: u64,
+    },
+    /// A notify_off_multiplier that is neither 0 nor an even power of two
+    /// (virtio 1.2 §4.1.4.4): queue notify addresses would be misaligned.
+    BadNotifyMultiplier {
+        /// The capability's notify_off_multiplier.
+        multiplier: u32,
+    },
     /// A virtio structure smaller than its layout.
     CapabilityTooSmall {
         /// The capability's `cfg_type`.
@@ -200,6 +219,12 @@ impl fmt::Display for PciError {
                 f,
                 "virtio capability type {cfg_type}: {offset:#x}+{length:#x} is not inside BAR{bar} of {bar_size:#x} bytes"
             ),
+            CapabilityMisaligned { cfg_type, offset, alignment } => {
+                write!(f, "virtio capability type {cfg_type}: offset {offset:#x} is not {alignment}-byte aligned")
+            }
+            BadNotifyMultiplier { multiplier } => {
+                write!(f, "notify_off_multiplier {multiplier} is neither 0 nor an even power of two")
+            }
             CapabilityTooSmall { cfg_type, length } => {
                 write!(f, "virtio capability type {cfg_type} is only {length:#x} bytes")
             }

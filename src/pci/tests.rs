@@ -189,6 +189,34 @@ fn caps_of(function: FakeFunction) -> Result<caps::VirtioCaps, PciError> {
     caps::virtio_caps(&config, bdf(1, 0), &bars)
 }
 
+/// Virtio 1.2 §4.1.4: the notify structure 2-byte aligned with an even
+/// power-of-two multiplier (or 0), common and device 4-byte aligned; found
+/// missing with the `virtio_transport` fuzz target (see
+/// `virtio::pci::tests::fuzz_an_odd_notify_offset_fails_the_device`).
+#[test]
+fn misaligned_virtio_structures_and_odd_multipliers_are_refused() {
+    for multiplier in [1, 3, 6, 0xfd] {
+        let mut function = virtio_function();
+        function.set32(0x70 + 16, multiplier);
+        assert_eq!(caps_of(function).unwrap_err().kind, PciErrorKind::BadNotifyMultiplier { multiplier });
+    }
+    for multiplier in [0, 2, 4, 0x1000] {
+        let mut function = virtio_function();
+        function.set32(0x70 + 16, multiplier);
+        assert_eq!(caps_of(function).unwrap().notify_off_multiplier, multiplier);
+    }
+    for (pointer, cfg_type, offset, alignment) in [
+        (0x70u16, cfg_type::NOTIFY, 0x2fffu64, 2),
+        (0x40, cfg_type::COMMON, 0x2, 4),
+        (0x60, cfg_type::DEVICE, 0x2002, 4),
+    ] {
+        let mut function = virtio_function();
+        function.set32(pointer + 8, offset as u32);
+        let error = caps_of(function).unwrap_err();
+        assert_eq!(error.kind, PciErrorKind::CapabilityMisaligned { cfg_type, offset, alignment }, "{error}");
+    }
+}
+
 #[test]
 fn virtio_capabilities_are_read() {
     let caps = caps_of(virtio_function()).unwrap();

@@ -97,12 +97,14 @@ pub(crate) fn check_gic_windows(gic: &Gic, memory: &[(Range, Origin)]) -> Result
 
 /// Device windows of different drivers over the same registers: each
 /// driver would program the other's device. Refuses the later of the
-/// first overlapping pair, naming the earlier one.
-pub(crate) fn check_disjoint_windows(windows: &[(Origin, Range)]) -> Result<(), PlatformError> {
+/// first overlapping pair, naming the earlier one; `property` names the
+/// field the windows come from (`reg` for a tree, nothing for a comm
+/// region, whose origins are the fields).
+pub(crate) fn check_disjoint_windows(windows: &[(Origin, Range)], property: &str) -> Result<(), PlatformError> {
     for (index, (origin, range)) in windows.iter().enumerate() {
         if let Some((other, other_range)) = windows[..index].iter().find(|(_, other)| other.overlaps(range)) {
             let kind = ErrorKind::Overlap { range: *range, other: *other, other_range: *other_range };
-            return Err(PlatformError::new(*origin, "", kind));
+            return Err(PlatformError::new(*origin, property, kind));
         }
     }
     Ok(())

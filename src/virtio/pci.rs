@@ -218,13 +218,16 @@ impl<R: Registers> PciTransport<R> {
     }
 
     /// The selected queue's notify offset, checked to leave room for the
-    /// 16-bit notify write inside the notify structure.
+    /// 16-bit notify write inside the notify structure and to be aligned
+    /// for it (`virtio_caps` refuses odd multipliers; this holds for any
+    /// regions the transport is given).
     fn notify_offset(&self, queue: u16) -> Result<u32, TransportError> {
         let notify_off = self.regions.common.read16(common::QUEUE_NOTIFY_OFF);
         let multiplier = self.regions.notify_off_multiplier;
         let length = self.regions.notify_len;
         let offset = u64::from(notify_off) * u64::from(multiplier);
         match offset.checked_add(2) {
+            Some(_) if !offset.is_multiple_of(2) => Err(TransportError::NotifyMisaligned { queue, offset }),
             // Below the notify length, which came from a 32-bit field.
             Some(end) if end <= length => Ok(offset as u32),
             _ => Err(TransportError::NotifyOutOfBounds { queue, notify_off, multiplier, length }),
@@ -499,6 +502,34 @@ mod tests {
         assert_eq!(d.queues[0].enable, 0, "never enabled");
         assert!(d.status_writes.iter().all(|s| s & DRIVER_OK == 0), "{:?}", d.status_writes);
         assert!(d.status_writes.contains(&(1 | 2 | FAILED)));
+    }
+
+    /// Found by the `virtio_transport` fuzz target
+    /// (tests/data/fuzz/virtio_transport/odd-notify-multiplier.bin, whose
+    /// bytes 16..20 are the notify_off_multiplier and 24..26 the queue's
+    /// notify offset, in the target's input format): multiplier 0xfd made
+    /// queue 0's notify offset 0xfd, and `notify` a misaligned 16-bit
+    /// write (which the register window drops, so the device was never
+    /// told of new buffers).
+    #[test]
+    fn fuzz_an_odd_notify_offset_fails_the_device() {
+        let input = include_bytes!("../../tests/data/fuzz/virtio_transport/odd-notify-multiplier.bin");
+        let multiplier = u32::from_le_bytes(input[16..20].try_into().unwrap());
+        let notify_off = u16::from_le_bytes(input[24..26].try_into().unwrap());
+        assert_eq!((multiplier, notify_off), (0xfd, 1));
+        let fake = FakePci::new(1);
+        fake.device().queues[0].notify_off = notify_off;
+        let mut regions = fake.regions(&[]);
+        regions.notify_off_multiplier = multiplier;
+        let mut t = PciTransport::new(0x1044, regions);
+        t.negotiate(0, true).unwrap();
+        assert_eq!(t.max_queue_size(0), 0, "the queue is refused");
+        assert_eq!(t.init_error(), Some(TransportError::NotifyMisaligned { queue: 0, offset: 0xfd }));
+        t.queue_set(0, 16, 0x1000, 0x2000, 0x3000);
+        t.notify(0);
+        let d = fake.device();
+        assert!(d.notifications.is_empty() && d.queues[0].enable == 0, "never enabled nor notified");
+        assert!(d.status_writes.iter().all(|s| s & DRIVER_OK == 0), "{:?}", d.status_writes);
     }
 
     #[test]

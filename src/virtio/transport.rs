@@ -124,6 +124,14 @@ pub enum TransportError {
         /// Bytes of the notify structure.
         length: u64,
     },
+    /// virtio-pci: a queue's notify offset is odd, so its 16-bit notify
+    /// write would be misaligned (and refused by the register window).
+    NotifyMisaligned {
+        /// The queue index.
+        queue: u16,
+        /// The notify offset (queue_notify_off x notify_off_multiplier).
+        offset: u64,
+    },
     /// virtio-pci: the device offered more queues than the transport tracks.
     TooManyQueues {
         /// The first queue index past what the transport tracks.
@@ -182,6 +190,9 @@ impl fmt::Display for TransportError {
                 f,
                 "queue {queue}: notify offset {notify_off} x {multiplier} is outside the notify structure of {length:#x} bytes"
             ),
+            Self::NotifyMisaligned { queue, offset } => {
+                write!(f, "queue {queue}: notify offset {offset:#x} is not 2-byte aligned")
+            }
             Self::TooManyQueues { queue } => write!(f, "queue {queue} is beyond the queues the transport tracks"),
             Self::Pci(error) => write!(f, "{error}"),
         }

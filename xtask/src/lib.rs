@@ -7,6 +7,7 @@ pub mod bench;
 pub mod board;
 pub mod cell;
 pub mod dtb;
+pub mod fuzz;
 pub mod image;
 pub mod paths;
 pub mod qemu;

@@ -24,6 +24,9 @@ Commands:
                         guest's status
   test                  run every test: host unit tests, the device-tree
                         mutation test and the QEMU integration tests
+  fuzz [TARGET]         run the fuzz targets (fuzz/) for --seconds N each
+                        (default 20) from the committed seeds; fails on a
+                        crash with the reproducer's path (docs/reliability.md)
   bench codec           decode the codec clip three ways and print a table:
                         (a) hostmem zero-copy and (b) virtqueue copy through
                         the DMA pool, both in the guest (examples/codec_bench,
@@ -195,6 +198,10 @@ fn absolute(path: String) -> Result<std::path::PathBuf> {
 }
 
 fn real_main() -> Result<ExitCode> {
+    // `fuzz` takes options of its own (xtask/src/fuzz.rs).
+    if std::env::args().nth(1).as_deref() == Some("fuzz") {
+        return xtask::fuzz::main(std::env::args().skip(2));
+    }
     let options = parse(std::env::args().skip(1))?;
     match options.command.as_str() {
         "help" => println!("{}", help()),
